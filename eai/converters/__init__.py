@@ -1,0 +1,1 @@
+"""Format readers (bvh, c3d, npy), skeleton profiles and label sources."""

@@ -1,0 +1,1 @@
+"""Everything after conversion: the Clip type, dataset I/O, canonical skeleton math, ..."""
