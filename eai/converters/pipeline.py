@@ -234,8 +234,9 @@ def _finish(build: Path, out_dir: Path, config: ConvertConfig, existing_report: 
             os.replace(shard, out_dir / shard.name)
         # Files already in the dataset keep their original report line.
         new = [ln for ln in report if not ln.get("already_present")]
-        reported = {ln["path"] for ln in new}
-        lines = [ln for ln in existing_report if ln["path"] not in reported] + new
+        reported = {(ln["path"], ln["clip_id"]) for ln in new}
+        lines = [ln for ln in existing_report
+                 if (ln["path"], ln["clip_id"]) not in reported] + new
         shutil.rmtree(build)
     else:
         old = out_dir.parent / f".{out_dir.name}.old"
