@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from eai.toolkit.skeleton import JOINT_INDEX
+from eai.toolkit.skeleton import CANONICAL_JOINTS, JOINT_INDEX
 
 # Metres per unit.
 UNIT_SCALE: dict[str, float] = {
@@ -76,11 +76,11 @@ def guess_units(positions: np.ndarray) -> tuple[str, float]:
 def fill_gaps(positions: np.ndarray, max_gap: int) -> tuple[np.ndarray, list[str]]:
     """Linearly interpolate NaN runs of at most `max_gap` frames inside each joint's track.
 
-    Longer runs, and runs touching the clip's start or end, stay NaN and are reported.
-    Returns the filled copy and one note per joint that keeps missing samples.
+    Longer runs, and runs touching the clip's start or end, stay NaN. Returns the filled copy
+    and a note naming the joints that keep missing samples (none when nothing is left).
     """
     out = positions.copy()
-    notes = []
+    left: list[str] = []
     frames = np.arange(positions.shape[0])
     for j in range(positions.shape[1]):
         missing = ~np.isfinite(out[:, j]).all(axis=-1)
@@ -97,8 +97,11 @@ def fill_gaps(positions: np.ndarray, max_gap: int) -> tuple[np.ndarray, list[str
                 out[s:e, j] = np.nan
                 kept += e - s
         if kept:
-            notes.append(f"joint {j}: {kept} frames missing after filling gaps up to "
-                         f"{max_gap} frames")
+            left.append(f"{CANONICAL_JOINTS[j]} {kept}")
+    notes = []
+    if left:
+        notes.append(f"missing samples kept as NaN (gaps over {max_gap} source frames or at the "
+                     f"clip's ends), frames per joint: {', '.join(left)}")
     return out, notes
 
 

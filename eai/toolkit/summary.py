@@ -56,7 +56,8 @@ def warnings_digest(report: list[dict[str, Any]]) -> list[str]:
     counts: dict[str, int] = {}
     for ln in report:
         for note in ln.get("notes") or []:
-            key = note.split(";")[0] if "guessed" in note else note
+            # Group notes of one kind: the text before a colon or semicolon names the kind.
+            key = note.split(";")[0] if "guessed" in note else note.split(":")[0]
             counts[key] = counts.get(key, 0) + 1
     return [f"{n} clip(s): {note}" for note, n in sorted(counts.items(), key=lambda x: -x[1])]
 
