@@ -8,6 +8,7 @@ from pathlib import Path
 
 from eai.converters.errors import ConvertError
 from eai.converters.profiles import Profile, ProfileError, detect_profile, get_profile
+from eai.converters.sidecar import load_sidecar
 from eai.toolkit.canonical import canonicalize
 from eai.toolkit.clip import Clip, RawMotion, SourceInfo
 
@@ -64,7 +65,10 @@ def raw_to_clip(raw: RawMotion, path: str | Path, fmt: str, opts: ReadOptions,
     except ProfileError as e:
         raise ConvertError(str(path), str(e)) from None
 
-    units = raw.units or opts.units or profile.default_units
+    # Who states the units, most specific first: the file, its sidecar JSON, --units, the
+    # profile's known unit; otherwise canonicalize guesses them and says so.
+    units = (raw.units or load_sidecar(path).get("units") or opts.units
+             or profile.default_units)
     if units is None and not units_guessable:
         raise ConvertError(str(path), "length units are not stated", fix="pass --units")
     result = canonicalize(canon, src_fps=raw.fps, dst_fps=opts.fps, units=units,

@@ -142,6 +142,8 @@ def parse_hierarchy(text: str, path: str) -> BvhHierarchy:
                 raise fail(f"unknown channel {bad[0]!r} (CHANNELS {count} {' '.join(chans)})",
                            pos - 1, "channel names are X/Y/Z + position/rotation/scale; "
                            "is the CHANNELS count right?")
+            if sum(c.endswith("rotation") for c in chans) > 3:
+                raise fail(f"more than 3 rotation channels ({' '.join(chans)})", pos - 1)
             joint = joints[stack[-1]]
             joint.channels, joint.channel_start = chans, num_channels
             num_channels += count
@@ -297,10 +299,9 @@ def _local_rotations(joints: list[BvhJoint], motion: np.ndarray) -> list[np.ndar
         if not cols:
             continue
         order = "".join(c[0].upper() for c in joint.channels if c.endswith("rotation"))
-        if len(order) != 3 or len(set(order)) != 3:
-            # Fewer than three rotation channels: pad with the missing axes at zero angle.
-            missing = [a for a in "XYZ" if a not in order]
-            order += "".join(missing)
+        if len(order) < 3:
+            # Fewer than three rotation channels: pad with unused axes at zero angle.
+            order += "".join(a for a in "XYZ" if a not in order)[: 3 - len(order)]
         by_order.setdefault(order, []).append((j, cols))
     for order, members in by_order.items():
         angles = np.zeros((motion.shape[0], len(members), 3))

@@ -115,5 +115,5 @@ def read(path: str | Path, opts: ReadOptions = ReadOptions()) -> Clip:
         notes.append(f"frame rate not stated; assumed {DEFAULT_FPS:g} fps (pass --source-fps "
                      f"or a sidecar JSON {{\"fps\": ...}})")
     raw = RawMotion(positions=joints, names=list(profile.layout), fps=float(fps),
-                    units=side.get("units") or opts.units, notes=notes)
+                    units=None, notes=notes)
     return raw_to_clip(raw, path, "npy", opts, profile=profile)

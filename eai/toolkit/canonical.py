@@ -184,7 +184,9 @@ def floor_height(positions: np.ndarray, percentile: float = 0.0) -> float:
 
 def resample(positions: np.ndarray, src_fps: float, dst_fps: float) -> np.ndarray:
     """Linear resampling along time. (T, ...) -> (T', ...), T' covering the same duration."""
-    if positions.shape[0] < 2 or abs(src_fps - dst_fps) < 1e-9:
+    # A relative tolerance: frame times are often rounded ("0.0333333" is 30.0000030 fps), and
+    # resampling for that difference would only drop the last frame.
+    if positions.shape[0] < 2 or abs(src_fps - dst_fps) <= 1e-4 * dst_fps:
         return positions
     duration = (positions.shape[0] - 1) / src_fps
     n_out = int(math.floor(duration * dst_fps + 1e-6)) + 1

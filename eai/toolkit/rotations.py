@@ -50,8 +50,8 @@ def euler_to_matrix(angles_deg: np.ndarray, order: str) -> np.ndarray:
         raise ValueError(f"angles must have shape (..., 3), got {angles.shape}")
     # Component-major layout (3, 3, ...): every update below is a contiguous elementwise op,
     # which is several times faster than matmul-ing (..., 3, 3) stacks of tiny matrices.
-    c = np.moveaxis(np.cos(angles), -1, 0)
-    s = np.moveaxis(np.sin(angles), -1, 0)
+    by_axis = np.ascontiguousarray(np.moveaxis(angles, -1, 0))
+    c, s = np.cos(by_axis), np.sin(by_axis)
     out = np.zeros((3, 3) + angles.shape[:-1])
     k = axes[0]
     i, j = _PLANE[k]
@@ -194,7 +194,8 @@ def frame_from_two_vectors(primary: np.ndarray, secondary: np.ndarray,
     primary, secondary: (..., 3). axes: which local axes they become, e.g. "yx" (default):
     column Y of the result is the primary direction, column X the part of the secondary
     perpendicular to it, column Z = X x Y. Returns (..., 3, 3) rotations (columns = frame axes).
-    A secondary parallel to the primary is replaced by an arbitrary perpendicular direction.
+    A secondary parallel to the primary is replaced by an arbitrary perpendicular direction;
+    the primary must be non-zero.
     """
     if len(axes) != 2 or axes[0] == axes[1] or not set(axes.upper()) <= set("XYZ"):
         raise ValueError(f"axes must name two different axes, e.g. 'yx', got {axes!r}")
