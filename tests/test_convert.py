@@ -221,3 +221,14 @@ def test_output_folder_that_is_not_a_dataset_is_left_alone(tmp_path, mixed_input
     with pytest.raises(FileExistsError, match="not an eai dataset"):
         _run([mixed_inputs / "gait"], out)
     assert (out / "thesis.tex").exists()
+
+
+def test_every_shared_fixture_converts(fixtures_dir, tmp_path):
+    result, _ = _run([fixtures_dir], tmp_path / "ds", workers=2)
+    files = [p for p in fixtures_dir.rglob("*") if p.suffix in (".bvh", ".c3d", ".npy")]
+    assert len(result.report) == len(files) == 12
+    bad = [ln for ln in result.report if ln["status"] != "ok"]
+    assert not bad, bad
+    profiles = {ln["profile"] for ln in result.report}
+    assert {"cmu", "mixamo", "mocapbank", "emotion-gait-16", "plug-in-gait", "qualisys-gait",
+            "cluster-markers"} <= profiles
