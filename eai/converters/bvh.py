@@ -14,6 +14,7 @@ Forward kinematics is vectorised over frames: one loop over joints, none over fr
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 from dataclasses import dataclass, field
@@ -43,6 +44,53 @@ class BvhJoint:
 class BvhHierarchy:
     joints: list[BvhJoint]
     num_channels: int
+    _plan: "_FkPlan | None" = field(default=None, repr=False)
+
+    @property
+    def plan(self) -> "_FkPlan":
+        if self._plan is None:
+            self._plan = _FkPlan.build(self.joints)
+        return self._plan
+
+
+@dataclass
+class _FkPlan:
+    """What forward kinematics needs from a hierarchy, worked out once per skeleton."""
+
+    offsets: np.ndarray  # (J, 3)
+    pos_joint: np.ndarray  # (K,) joint index of each position channel
+    pos_axis: np.ndarray  # (K,) its axis
+    pos_col: np.ndarray  # (K,) its MOTION column
+    rot_groups: list[tuple[str, np.ndarray, np.ndarray]]  # (order, joints, (n, 3) columns | -1)
+    scale_cols: dict[int, list[tuple[int, int]]]  # joint -> [(axis, column)]
+
+    @staticmethod
+    def build(joints: list[BvhJoint]) -> "_FkPlan":
+        pos = [(j, "xyz".index(c[0]), jt.channel_start + k) for j, jt in enumerate(joints)
+               for k, c in enumerate(jt.channels) if c.endswith("position")]
+        by_order: dict[str, list[tuple[int, list[int]]]] = {}
+        scale_cols: dict[int, list[tuple[int, int]]] = {}
+        for j, jt in enumerate(joints):
+            rot = [(c[0].upper(), jt.channel_start + k) for k, c in enumerate(jt.channels)
+                   if c.endswith("rotation")]
+            if rot:
+                order = "".join(a for a, _ in rot)
+                cols = [col for _, col in rot]
+                if len(order) < 3:
+                    # Fewer than three rotation channels: pad with unused axes at zero angle.
+                    pad = "".join(a for a in "XYZ" if a not in order)[: 3 - len(order)]
+                    order, cols = order + pad, cols + [-1] * len(pad)
+                by_order.setdefault(order, []).append((j, cols))
+            scales = [("xyz".index(c[0]), jt.channel_start + k)
+                      for k, c in enumerate(jt.channels) if c.endswith("scale")]
+            if scales:
+                scale_cols[j] = scales
+        groups = [(order, np.array([j for j, _ in members]),
+                   np.array([cols for _, cols in members])) for order, members in by_order.items()]
+        arr = np.array(pos, dtype=np.int64).reshape(-1, 3)
+        return _FkPlan(offsets=np.stack([jt.offset for jt in joints]), pos_joint=arr[:, 0],
+                       pos_axis=arr[:, 1], pos_col=arr[:, 2], rot_groups=groups,
+                       scale_cols=scale_cols)
 
 
 @dataclass
@@ -50,6 +98,22 @@ class BvhFile:
     hierarchy: BvhHierarchy
     frame_time: float
     motion: np.ndarray  # (T, num_channels) float64
+    sha256: str = ""  # of the file's bytes, computed from the one read
+
+
+# Datasets share one skeleton across thousands of files: parse each HIERARCHY text once.
+_HIERARCHY_CACHE: dict[str, BvhHierarchy] = {}
+_HIERARCHY_CACHE_SIZE = 16
+
+
+def _cached_hierarchy(text: str, path: str) -> BvhHierarchy:
+    hierarchy = _HIERARCHY_CACHE.get(text)
+    if hierarchy is None:
+        hierarchy = parse_hierarchy(text, path)
+        if len(_HIERARCHY_CACHE) >= _HIERARCHY_CACHE_SIZE:
+            _HIERARCHY_CACHE.pop(next(iter(_HIERARCHY_CACHE)))
+        _HIERARCHY_CACHE[text] = hierarchy
+    return hierarchy
 
 
 def _tokens_with_lines(text: str, first_line: int = 1):
@@ -171,14 +235,15 @@ def parse_bvh(path: str | Path) -> BvhFile:
     """Parse a BVH file into its hierarchy and its raw MOTION matrix (no kinematics)."""
     path = str(path)
     try:
-        text = Path(path).read_bytes().decode("utf-8", errors="replace")
+        data = Path(path).read_bytes()
     except OSError as e:
         raise ConvertError(path, f"cannot read the file: {e.strerror}") from None
+    text = data.decode("utf-8", errors="replace")
     m = _MOTION_RE.search(text)
     if m is None:
         raise ConvertError(path, "no MOTION section", position="end of file",
                            fix="the file is truncated or not a BVH file")
-    hierarchy = parse_hierarchy(text[: m.start()], path)
+    hierarchy = _cached_hierarchy(text[: m.start()], path)
     motion_line = text.count("\n", 0, m.start()) + 1
     rest = text[m.end():]
 
@@ -201,7 +266,8 @@ def parse_bvh(path: str | Path) -> BvhFile:
     body = lines[3] if len(lines) > 3 else ""
     first_data_line = motion_line + 3
     motion = _parse_motion(body, n_frames, hierarchy.num_channels, path, first_data_line)
-    return BvhFile(hierarchy=hierarchy, frame_time=frame_time, motion=motion)
+    return BvhFile(hierarchy=hierarchy, frame_time=frame_time, motion=motion,
+                   sha256=hashlib.sha256(data).hexdigest())
 
 
 def _parse_motion(body: str, n_frames: int, n_channels: int, path: str,
@@ -255,61 +321,56 @@ def _locate_motion_error(body: str, n_channels: int, path: str, first_line: int,
 
 def forward_kinematics(bvh: BvhFile) -> tuple[np.ndarray, list[str]]:
     """Global positions (T, J + E, 3) of every joint and End Site, and their names."""
-    joints, motion = bvh.hierarchy.joints, bvh.motion
+    joints, motion, plan = bvh.hierarchy.joints, bvh.motion, bvh.hierarchy.plan
     n = motion.shape[0]
-    rotations = _local_rotations(joints, motion)
+    # Local translations of all joints at once: OFFSETs, replaced by position channels.
+    local_t = np.broadcast_to(plan.offsets, (n, len(joints), 3)).copy()
+    local_t[:, plan.pos_joint, plan.pos_axis] = motion[:, plan.pos_col]
+    local_m = _local_matrices(plan, motion, len(joints))
     glob_m = np.empty((len(joints), n, 3, 3))
     glob_p = np.empty((len(joints), n, 3))
     ends: list[tuple[str, np.ndarray]] = []
     for j, joint in enumerate(joints):
-        local_t = np.broadcast_to(joint.offset, (n, 3)).copy()
-        scale = np.ones((n, 3))
-        for k, ch in enumerate(joint.channels):
-            axis = "xyz".index(ch[0])
-            if ch.endswith("position"):
-                local_t[:, axis] = motion[:, joint.channel_start + k]
-            elif ch.endswith("scale"):
-                scale[:, axis] = motion[:, joint.channel_start + k]
-        local_m = rotations[j] * scale[:, None, :] if rotations[j] is not None else None
         if joint.parent < 0:
-            glob_p[j] = local_t
-            glob_m[j] = local_m if local_m is not None else np.eye(3)
+            glob_p[j] = local_t[:, j]
+            glob_m[j] = local_m[j] if local_m[j] is not None else np.eye(3)
         else:
             pm = glob_m[joint.parent]
-            glob_p[j] = glob_p[joint.parent] + np.einsum("tij,tj->ti", pm, local_t)
-            glob_m[j] = pm @ local_m if local_m is not None else pm
+            # einsum beats matmul for a batch of 3x3 matrix-vector products (measured 2x).
+            np.einsum("tij,tj->ti", pm, local_t[:, j], out=glob_p[j])
+            glob_p[j] += glob_p[joint.parent]
+            if local_m[j] is None:
+                glob_m[j] = pm
+            else:
+                np.matmul(pm, local_m[j], out=glob_m[j])
         if joint.end_site is not None:
-            ends.append((f"{joint.name}_End",
-                         glob_p[j] + np.einsum("tij,j->ti", glob_m[j], joint.end_site)))
+            ends.append((f"{joint.name}_End", glob_p[j] + glob_m[j] @ joint.end_site))
     names = [jt.name for jt in joints] + [name for name, _ in ends]
     points = [glob_p.transpose(1, 0, 2)] + [p[:, None] for _, p in ends]
     return np.concatenate(points, axis=1), names
 
 
-def _local_rotations(joints: list[BvhJoint], motion: np.ndarray) -> list[np.ndarray | None]:
-    """Per joint: (T, 3, 3) local rotation from its rotation channels, or None if it has none.
+def _local_matrices(plan: _FkPlan, motion: np.ndarray,
+                    num_joints: int) -> list[np.ndarray | None]:
+    """Per joint: (T, 3, 3) local rotation (times scale, if any), or None for the identity.
 
     Joints sharing an Euler order are converted in one batch.
     """
-    by_order: dict[str, list[tuple[int, list[int]]]] = {}
-    out: list[np.ndarray | None] = [None] * len(joints)
-    for j, joint in enumerate(joints):
-        cols = [joint.channel_start + k for k, c in enumerate(joint.channels)
-                if c.endswith("rotation")]
-        if not cols:
-            continue
-        order = "".join(c[0].upper() for c in joint.channels if c.endswith("rotation"))
-        if len(order) < 3:
-            # Fewer than three rotation channels: pad with unused axes at zero angle.
-            order += "".join(a for a in "XYZ" if a not in order)[: 3 - len(order)]
-        by_order.setdefault(order, []).append((j, cols))
-    for order, members in by_order.items():
-        angles = np.zeros((motion.shape[0], len(members), 3))
-        for m, (_, cols) in enumerate(members):
-            angles[:, m, : len(cols)] = motion[:, cols]
-        mats = euler_to_matrix(angles, order)
-        for m, (j, _) in enumerate(members):
+    out: list[np.ndarray | None] = [None] * num_joints
+    source = motion
+    if any((cols < 0).any() for _, _, cols in plan.rot_groups):
+        # Padded axes read column -1, which this extra column of zeros provides.
+        source = np.concatenate([motion, np.zeros((motion.shape[0], 1))], axis=1)
+    for order, members, cols in plan.rot_groups:
+        mats = euler_to_matrix(source[:, cols], order)  # (T, members, 3, 3)
+        for m, j in enumerate(members):
             out[j] = mats[:, m]
+    for j, scales in plan.scale_cols.items():
+        scale = np.ones((motion.shape[0], 3))
+        for axis, col in scales:
+            scale[:, axis] = motion[:, col]
+        base = out[j] if out[j] is not None else np.eye(3)
+        out[j] = base * scale[:, None, :]
     return out
 
 
@@ -317,7 +378,8 @@ def read_raw(path: str | Path) -> RawMotion:
     """Global joint and End Site positions of a BVH file, in its own units and axes."""
     bvh = parse_bvh(path)
     positions, names = forward_kinematics(bvh)
-    return RawMotion(positions=positions, names=names, fps=1.0 / bvh.frame_time, units=None)
+    return RawMotion(positions=positions, names=names, fps=1.0 / bvh.frame_time, units=None,
+                     sha256=bvh.sha256)
 
 
 def read(path: str | Path, opts: ReadOptions = ReadOptions()) -> Clip:

@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from eai.converters.profiles import Profile
+from eai.converters.profiles import CORE_JOINTS, Profile
 from eai.converters.recipes import Custom, P, Points, lerp, mean
 
 Frame = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -98,71 +98,82 @@ class MarkerSet:
 
 # --- Vicon Plug-in-Gait full body -------------------------------------------------------------
 
-_pig = MarkerSet("LASI", "RASI", "LPSI", "RPSI", sacr="SACR")
-_pig_pelvis = mean("LASI", "RASI", P("LPSI", "SACR"), P("RPSI", "SACR"))
-_pig_chest = mean("T10", "STRN")
+
+def _plug_in_gait_joints() -> dict:
+    pig = MarkerSet("LASI", "RASI", "LPSI", "RPSI", sacr="SACR")
+    pelvis = mean("LASI", "RASI", P("LPSI", "SACR"), P("RPSI", "SACR"))
+    chest = mean("T10", "STRN")
+    joints = {"pelvis": pelvis, "spine": lerp(pelvis, chest, 0.5), "chest": chest,
+              "neck": mean("C7", "CLAV"), "head": mean("LFHD", "RFHD", "LBHD", "RBHD")}
+    for s in "lr":
+        S = s.upper()  # noqa: N806 - the marker prefix, as Plug-in-Gait spells it
+        joints.update({
+            f"{s}_hip": pig.hip(s),
+            f"{s}_knee": pig.medial(f"{S}KNE", s, KNEE_MEDIAL),
+            f"{s}_ankle": pig.medial(f"{S}ANK", s, ANKLE_MEDIAL),
+            f"{s}_foot": P(f"{S}TOE"),  # on the second metatarsal head: the ball of the foot
+            f"{s}_shoulder": pig.below(f"{S}SHO", ("C7", "CLAV"), SHOULDER_DOWN),
+            f"{s}_elbow": P(f"{S}ELB"),  # lateral epicondyle: ~3-4 cm lateral of the centre
+            f"{s}_wrist": mean(f"{S}WRA", f"{S}WRB"),
+        })
+    return joints
+
 
 PLUG_IN_GAIT = Profile(
     name="plug-in-gait",
     description="Vicon Plug-in-Gait full-body markers (LASI, LKNE, LSHO, C7, LFHD ...)",
-    kind="markers", aliases=("pig", "vicon-pig"),
-    joints={
-        "pelvis": _pig_pelvis, "spine": lerp(_pig_pelvis, _pig_chest, 0.5), "chest": _pig_chest,
-        "neck": mean("C7", "CLAV"), "head": mean("LFHD", "RFHD", "LBHD", "RBHD"),
-        **{f"{s}_{joint}": recipe for s in "lr" for joint, recipe in {
-            "hip": _pig.hip(s),
-            "knee": _pig.medial(f"{s.upper()}KNE", s, KNEE_MEDIAL),
-            "ankle": _pig.medial(f"{s.upper()}ANK", s, ANKLE_MEDIAL),
-            "foot": P(f"{s.upper()}TOE"),
-            "shoulder": _pig.below(f"{s.upper()}SHO", ("C7", "CLAV"), SHOULDER_DOWN),
-            "elbow": P(f"{s.upper()}ELB"),  # lateral epicondyle: ~3-4 cm lateral of the centre
-            "wrist": mean(f"{s.upper()}WRA", f"{s.upper()}WRB"),
-        }.items()},
-    },
-    extra_signature=tuple(f"{s}{m}" for s in "LR" for m in ("THI", "TIB", "HEE", "FIN", "UPA", "FRM"))
-    + ("RBAK",),
+    kind="markers", aliases=("pig", "vicon-pig"), joints=_plug_in_gait_joints(),
+    extra_signature=("RBAK", *(f"{s}{m}" for s in "LR"
+                               for m in ("THI", "TIB", "HEE", "FIN", "UPA", "FRM"))),
     approximate="joint centres estimated from Plug-in-Gait skin markers (hips by the Bell "
                 "regression, knees, ankles and shoulders by typical offsets from one marker, "
                 "elbows at the lateral marker): about 2-4 cm from the true centres.",
 )
 
-# --- ISB anatomical landmarks, as exported by Qualisys (L_IAS, L_FLE, L_FME ...) ------------------
+# --- ISB anatomical landmarks, as exported by Qualisys (L_IAS, L_FLE, L_FME ...) ----------------
 
-_isb = MarkerSet("L_IAS", "R_IAS", "L_IPS", "R_IPS")
-_isb_pelvis = mean("L_IAS", "R_IAS", "L_IPS", "R_IPS")
-_isb_chest = mean("TV8", "SXS")
+
+def _isb_landmark_joints() -> dict:
+    isb = MarkerSet("L_IAS", "R_IAS", "L_IPS", "R_IPS")
+    pelvis = mean("L_IAS", "R_IAS", "L_IPS", "R_IPS")
+    chest = mean("TV8", "SXS")
+    joints = {"pelvis": pelvis, "spine": lerp(pelvis, chest, 0.5), "chest": chest,
+              "neck": mean("CV7", "SNJ"), "head": mean("L_HDF", "R_HDF", "L_HDB", "R_HDB")}
+    for s in "lr":
+        S = s.upper()  # noqa: N806
+        joints.update({
+            f"{s}_hip": isb.hip(s),
+            f"{s}_knee": mean(f"{S}_FLE", f"{S}_FME"),  # lateral and medial epicondyles
+            f"{s}_ankle": mean(f"{S}_FAL", f"{S}_TAM"),  # lateral and medial malleoli
+            f"{s}_foot": mean(f"{S}_FM1", f"{S}_FM5"),  # first and fifth metatarsal heads
+            f"{s}_shoulder": isb.below(f"{S}_SAJ", ("CV7", "SNJ"), SHOULDER_DOWN),
+            f"{s}_elbow": mean(f"{S}_HLE", f"{S}_HME"),  # humeral epicondyles
+            f"{s}_wrist": mean(f"{S}_RSP", f"{S}_UHE"),  # radial and ulnar styloids
+        })
+    return joints
+
 
 QUALISYS_GAIT = Profile(
     name="qualisys-gait",
     description="ISB anatomical landmarks as named by Qualisys (L_IAS, L_FLE, L_FME, CV7 ...)",
-    kind="markers", aliases=("isb-landmarks",),
-    joints={
-        "pelvis": _isb_pelvis, "spine": lerp(_isb_pelvis, _isb_chest, 0.5), "chest": _isb_chest,
-        "neck": mean("CV7", "SNJ"), "head": mean("L_HDF", "R_HDF", "L_HDB", "R_HDB"),
-        **{f"{s}_{joint}": recipe for s in "lr" for S in [s.upper()] for joint, recipe in {
-            "hip": _isb.hip(s),
-            "knee": mean(f"{S}_FLE", f"{S}_FME"), "ankle": mean(f"{S}_FAL", f"{S}_TAM"),
-            "foot": mean(f"{S}_FM1", f"{S}_FM5"),
-            "shoulder": _isb.below(f"{S}_SAJ", ("CV7", "SNJ"), SHOULDER_DOWN),
-            "elbow": mean(f"{S}_HLE", f"{S}_HME"), "wrist": mean(f"{S}_RSP", f"{S}_UHE"),
-        }.items()},
-    },
-    extra_signature=tuple(f"{s}_{m}" for s in "LR" for m in ("FTC", "FAX", "TTC", "FCC", "HM2", "HM5"))
-    + ("R_SCAP",),
+    kind="markers", aliases=("isb-landmarks",), joints=_isb_landmark_joints(),
+    extra_signature=("R_SCAP", *(f"{s}_{m}" for s in "LR"
+                                 for m in ("FTC", "FAX", "TTC", "FCC", "HM2", "HM5"))),
     approximate="joint centres estimated from anatomical landmarks (knees, ankles, elbows and "
                 "wrists as medial-lateral midpoints, hips by the Bell regression, shoulders "
                 "below the acromion marker): about 1-3 cm from the true centres.",
 )
 
-# --- Technical clusters: three markers per segment (c3d.org Sample02) -------------------------------
+# --- Technical clusters: three markers per segment (c3d.org Sample02) ----------------------
 
 
 def centroid(prefix: str, n: int = 3) -> Custom:
     """Centroid of a rigid cluster `prefix1..n`, still estimated when some markers are missing.
 
     Each present marker votes for the centroid as itself minus its mean offset from the centroid
-    (measured on frames where the whole cluster is visible). Exact for translations, a few mm off
-    when the cluster rotates a lot: better than letting a gap in one marker blank the segment.
+    (measured on frames where the whole cluster is visible). Exact while the cluster only
+    translates, about 1-2 cm off when it has rotated 30 degrees: better than letting a gap in
+    one marker blank the whole segment.
     """
     names = tuple(f"{prefix}{i}" for i in range(1, n + 1))
 
@@ -183,33 +194,33 @@ def centroid(prefix: str, n: int = 3) -> Custom:
     return Custom(fn, uses=names, label=f"centroid({prefix}1-{n})")
 
 
-_pv, _ta = centroid("RPV"), centroid("RTA")
-_clusters = {"pelvis": _pv, "spine": lerp(_pv, _ta, 0.5), "chest": _ta,
-             # Placeholder, see PLACEHOLDER_JOINTS: the trunk axis extended to head height.
-             "head": lerp(_pv, _ta, 1.7)}
-for _s in "lr":
-    _ft, _sk, _th = (centroid(f"{_s.upper()}{seg}") for seg in ("FT", "SK", "TH"))
-    _ar, _fa = centroid(f"{_s.upper()}AR"), centroid(f"{_s.upper()}FA")
-    _clusters.update({
-        f"{_s}_hip": lerp(_pv, _th, 0.5), f"{_s}_knee": lerp(_th, _sk, 0.5),
-        f"{_s}_ankle": lerp(_sk, _ft, 0.5), f"{_s}_foot": _ft,
-        f"{_s}_shoulder": lerp(_ta, _ar, 0.5), f"{_s}_elbow": lerp(_ar, _fa, 0.5),
-        # The forearm cluster sits mid-forearm: the wrist is as far beyond it as the elbow is before.
-        f"{_s}_wrist": lerp(_ar, _fa, 1.5),
-    })
+def _cluster_joints() -> dict:
+    """Each joint halfway between the centroids of the two segment clusters it links."""
+    pv, ta = centroid("RPV"), centroid("RTA")  # one pelvis and one trunk cluster
+    # No head or neck markers: those joints stay missing rather than being invented.
+    joints = {"pelvis": pv, "spine": lerp(pv, ta, 0.5), "chest": ta}
+    for s in "lr":
+        ft, sk, th, ar, fa = (centroid(s.upper() + seg) for seg in ("FT", "SK", "TH", "AR", "FA"))
+        joints.update({
+            f"{s}_hip": lerp(pv, th, 0.5), f"{s}_knee": lerp(th, sk, 0.5),
+            f"{s}_ankle": lerp(sk, ft, 0.5), f"{s}_foot": ft,
+            f"{s}_shoulder": lerp(ta, ar, 0.5), f"{s}_elbow": lerp(ar, fa, 0.5),
+            # The forearm cluster sits mid-forearm: the wrist lies as far beyond it as the elbow
+            # lies before it.
+            f"{s}_wrist": lerp(ar, fa, 1.5),
+        })
+    return joints
+
 
 CLUSTER_MARKERS = Profile(
     name="cluster-markers",
     description="technical marker clusters, 3 per segment (RFT1-3 foot, RSK shank, RTH thigh, "
                 "RPV1-3 pelvis, RTA1-3 trunk, RAR upper arm, RFA forearm; c3d.org Sample02)",
-    kind="markers", aliases=("clusters",), joints=_clusters,
+    kind="markers", aliases=("clusters",), joints=_cluster_joints(),
+    required=tuple(j for j in CORE_JOINTS if j != "head"),
     approximate="joint centres estimated as midpoints between segment cluster centroids (wrists "
                 "extrapolated along the forearm), coarse: about 5-10 cm; the set has no head or "
                 "neck markers, so the head is not measured (masked) and the neck is absent.",
 )
-
-# Joints a profile must place today (profiles.CORE_JOINTS) although its markers cannot: their
-# recipes are placeholders, used only to orient the clip (up axis); the reader then masks them.
-PLACEHOLDER_JOINTS: dict[str, tuple[str, ...]] = {"cluster-markers": ("head",)}
 
 MARKER_PROFILES: list[Profile] = [PLUG_IN_GAIT, QUALISYS_GAIT, CLUSTER_MARKERS]

@@ -11,6 +11,7 @@ it to `PROFILES`. docs/profiles.md walks through an example.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -37,19 +38,20 @@ class Profile:
     approximate: str | None = None  # a note added to every clip: how joint centres were estimated
     default_units: str | None = None  # the unit this source is known to use, when it states none
     extra_signature: tuple[str, ...] = field(default=())  # names that tell this skeleton apart
+    required: tuple[str, ...] = CORE_JOINTS  # joints it must place for a clip to be usable
 
     def __post_init__(self) -> None:
         unknown = set(self.joints) - set(CANONICAL_JOINTS)
         if unknown:
             raise ValueError(f"profile {self.name!r}: unknown canonical joints {sorted(unknown)}")
 
-    @property
-    def signature(self) -> set[str]:
+    @cached_property
+    def signature(self) -> frozenset[str]:
         """The source names this profile expects; detection scores how many a file has."""
         names: set[str] = set()
         for recipe in self.joints.values():
             names |= recipe.names()
-        return names | {normalize_name(n) for n in self.extra_signature}
+        return frozenset(names | {normalize_name(n) for n in self.extra_signature})
 
     def match_score(self, names: set[str]) -> float:
         sig = self.signature
@@ -68,7 +70,7 @@ class Profile:
             if p is not None:
                 out[:, j] = p
                 mask[j] = True
-        missing_core = [j for j in CORE_JOINTS if not mask[CANONICAL_JOINTS.index(j)]]
+        missing_core = [j for j in self.required if not mask[CANONICAL_JOINTS.index(j)]]
         if missing_core:
             wanted = ", ".join(f"{j} (from {self.joints[j]})" if j in self.joints else j
                                for j in missing_core)
@@ -200,11 +202,12 @@ EMOTION_GAIT_16 = _joint_profile(
 )
 
 
-def _all_profiles() -> list[Profile]:
+@lru_cache(maxsize=1)
+def _all_profiles() -> tuple[Profile, ...]:
     from eai.converters.marker_profiles import MARKER_PROFILES
 
-    return [BANDAI_NAMCO, CMU, MIXAMO, MOCAPBANK, CANONICAL_19, SMPL_22, KINECT_V2_25,
-            EMOTION_GAIT_16, *MARKER_PROFILES]
+    return (BANDAI_NAMCO, CMU, MIXAMO, MOCAPBANK, CANONICAL_19, SMPL_22, KINECT_V2_25,
+            EMOTION_GAIT_16, *MARKER_PROFILES)
 
 
 def profiles() -> dict[str, Profile]:
@@ -231,6 +234,11 @@ def detect_profile(names: list[str], kind: str | None = None) -> Profile:
     Ties go to the profile with the larger signature (the more specific skeleton). A clear
     error names the closest profile and the names it could not find.
     """
+    return _detect(tuple(names), kind)
+
+
+@lru_cache(maxsize=64)  # files of one dataset share their names: detect once
+def _detect(names: tuple[str, ...], kind: str | None) -> Profile:
     have = {normalize_name(n) for n in names}
     candidates = [p for p in _all_profiles() if kind is None or p.kind == kind]
     scored = sorted(candidates, key=lambda p: (p.match_score(have), len(p.signature)),

@@ -12,6 +12,7 @@ namespace prefix removed (`mixamorig:Hips` -> `hips`, `Derrick:LASI` -> `lasi`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, Protocol
 
 import numpy as np
@@ -25,14 +26,20 @@ def normalize_name(name: str) -> str:
     return name.strip().lower()
 
 
+@lru_cache(maxsize=64)  # files of one dataset share their names
+def _name_index(names: tuple[str, ...]) -> dict[str, int]:
+    index: dict[str, int] = {}
+    for i, n in enumerate(names):
+        # A duplicate label keeps its first occurrence; later ones usually are unused slots.
+        index.setdefault(normalize_name(n), i)
+    return index
+
+
 class Points:
     """Source points by normalized name: (T, 3) arrays, NaN where missing."""
 
     def __init__(self, positions: np.ndarray, names: list[str]):
-        self._index: dict[str, int] = {}
-        for i, n in enumerate(names):
-            # A duplicate label keeps its first occurrence; later ones usually are unused slots.
-            self._index.setdefault(normalize_name(n), i)
+        self._index = _name_index(tuple(names))
         self.positions = positions
         self.num_frames = positions.shape[0]
 

@@ -79,6 +79,8 @@ def fill_gaps(positions: np.ndarray, max_gap: int) -> tuple[np.ndarray, list[str
     Longer runs, and runs touching the clip's start or end, stay NaN. Returns the filled copy
     and a note naming the joints that keep missing samples (none when nothing is left).
     """
+    if np.isfinite(positions).all():
+        return positions, []
     out = positions.copy()
     left: list[str] = []
     frames = np.arange(positions.shape[0])
@@ -113,13 +115,34 @@ def _runs(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def detect_up_axis(positions: np.ndarray) -> np.ndarray:
-    """Signed unit basis vector pointing from the ankles to the head, averaged over frames."""
-    ankles = np.nanmean(positions[:, [_J["l_ankle"], _J["r_ankle"]]], axis=1)
-    top = positions[:, _J["head"]]
-    if not np.isfinite(ankles).any():
-        ankles = positions[:, _J["pelvis"]]
-        top = positions[:, _J["head"]]
-    v = np.nanmean(top - ankles, axis=0)
+    """Signed unit basis vector pointing from the feet to the top of the body.
+
+    Uses the highest joint the source has (head, else neck, else chest) over the lowest (ankles,
+    else knees, else pelvis), averaged over (at most about 256) frames.
+    """
+    positions = positions[:: max(1, positions.shape[0] // 256)]  # a direction needs few frames
+
+    def first_present(names: tuple[str, ...]) -> np.ndarray | None:
+        for name in names:
+            p = positions[:, _J[name]]
+            if np.isfinite(p).any():
+                return p
+        return None
+
+    top = first_present(("head", "neck", "chest"))
+    bottom = None
+    for pair in (("l_ankle", "r_ankle"), ("l_knee", "r_knee")):
+        pts = positions[:, [_J[pair[0]], _J[pair[1]]]]
+        if np.isfinite(pts).any():
+            with np.errstate(invalid="ignore"):
+                bottom = np.nanmean(pts, axis=1)
+            break
+    if bottom is None:
+        bottom = first_present(("pelvis",))
+    if top is None or bottom is None:
+        return np.array([0.0, 1.0, 0.0])
+    with np.errstate(invalid="ignore"):
+        v = np.nanmean(top - bottom, axis=0)
     if not np.isfinite(v).all():
         return np.array([0.0, 1.0, 0.0])
     axis = int(np.argmax(np.abs(v)))
@@ -139,16 +162,16 @@ def up_to_y_rotation(up: np.ndarray) -> np.ndarray:
     return np.stack([new_x, up, new_z])  # rows: the new axes in old coordinates
 
 
-def facing_angle(positions: np.ndarray) -> float | None:
+def facing_angle(positions: np.ndarray, linear: np.ndarray | None = None) -> float | None:
     """Heading (radians about +Y) of the body at its first complete frame; 0 means facing +Z.
 
-    Y must already be up. The subject's left is taken from the hips and shoulders together, and
-    forward = left x up, so left = +X when facing +Z.
+    `linear` (3, 3) maps the positions into a Y-up frame first (identity when already Y up);
+    only the one frame needed is transformed. The subject's left comes from the hips and
+    shoulders together, and forward = left x up, so left = +X when facing +Z.
     """
-    pairs = [("l_hip", "r_hip"), ("l_shoulder", "r_shoulder")]
     lateral = np.zeros((positions.shape[0], 3))
     count = np.zeros(positions.shape[0])
-    for left, right in pairs:
+    for left, right in (("l_hip", "r_hip"), ("l_shoulder", "r_shoulder")):
         d = positions[:, _J[left]] - positions[:, _J[right]]
         ok = np.isfinite(d).all(axis=-1)
         lateral[ok] += d[ok]
@@ -156,8 +179,8 @@ def facing_angle(positions: np.ndarray) -> float | None:
     usable = np.flatnonzero(count > 0)
     if usable.size == 0:
         return None
-    lx, _, lz = lateral[usable[0]]
-    if math.hypot(lx, lz) < 1e-9:
+    lx, _, lz = lateral[usable[0]] if linear is None else linear @ lateral[usable[0]]
+    if math.hypot(lx, lz) < 1e-12:
         return None
     # forward = left x (0, 1, 0) = (-lz, 0, lx)
     return math.atan2(-lz, lx)
@@ -179,7 +202,9 @@ def floor_height(positions: np.ndarray, percentile: float = 0.0) -> float:
         feet = positions[:, :, 1]
     lowest = np.nanmin(np.where(np.isfinite(feet), feet, np.inf), axis=1)
     lowest = lowest[np.isfinite(lowest)]
-    return float(np.percentile(lowest, percentile)) if lowest.size else 0.0
+    if not lowest.size:
+        return 0.0
+    return float(lowest.min() if percentile <= 0 else np.percentile(lowest, percentile))
 
 
 def resample(positions: np.ndarray, src_fps: float, dst_fps: float) -> np.ndarray:
@@ -204,6 +229,8 @@ def canonicalize(positions: np.ndarray, *, src_fps: float, dst_fps: float, units
 
     units: the source unit, or None to guess it from the leg length (with a note saying so).
     up_axis: "x", "y", "z" or "-x", ... when the source states it; else detected.
+    The unit scale and both rotations are folded into one 3x3 matrix and the shifts into one
+    offset, so the motion is transformed in a single pass.
     """
     notes: list[str] = []
     filled, gap_notes = fill_gaps(positions, max(0, int(round(max_gap_s * src_fps))))
@@ -215,28 +242,30 @@ def canonicalize(positions: np.ndarray, *, src_fps: float, dst_fps: float, units
             f"units not stated; guessed {units!r} from the leg length ({leg_m:.2f} m). "
             f"Pass --units UNIT to set them and silence this warning."
         )
-    pos = filled * unit_scale(units)
+    linear = unit_scale(units) * np.eye(3)
 
     if up_axis:
-        sign = -1.0 if up_axis.startswith("-") else 1.0
         up = np.zeros(3)
-        up["xyz".index(up_axis[-1].lower())] = sign
+        up["xyz".index(up_axis[-1].lower())] = -1.0 if up_axis.startswith("-") else 1.0
     else:
-        up = detect_up_axis(pos)
+        up = detect_up_axis(filled)  # a direction: the unit scale does not matter
     if not np.allclose(up, [0.0, 1.0, 0.0]):
-        names = {0: "X", 1: "Y", 2: "Z"}
         axis = int(np.argmax(np.abs(up)))
-        notes.append(f"up axis was {'-' if up[axis] < 0 else '+'}{names[axis]}; rotated to +Y")
-        pos = pos @ up_to_y_rotation(up).T
+        notes.append(f"up axis was {'-' if up[axis] < 0 else '+'}{'XYZ'[axis]}; rotated to +Y")
+        linear = up_to_y_rotation(up) @ linear
 
-    heading = facing_angle(pos)
-    if heading is not None and abs(heading) > 1e-9:
-        pos = pos @ rotation_about_y(-heading).T
-    pelvis0 = pos[:, _J["pelvis"]]
-    first = np.flatnonzero(np.isfinite(pelvis0).all(axis=-1))
+    heading = facing_angle(filled, linear)
+    if heading is not None:
+        linear = rotation_about_y(-heading) @ linear
+    pos = filled @ linear.T
+
+    offset = np.zeros(3)
+    pelvis = pos[:, _J["pelvis"]]
+    first = np.flatnonzero(np.isfinite(pelvis).all(axis=-1))
     if first.size:
-        pos = pos - np.array([pelvis0[first[0], 0], 0.0, pelvis0[first[0], 2]])
-    pos[..., 1] -= floor_height(pos, floor_percentile)
+        offset[[0, 2]] = pelvis[first[0], [0, 2]]
+    offset[1] = floor_height(pos, floor_percentile)
+    pos -= offset
 
     pos = resample(pos, src_fps, dst_fps)
     return CanonicalResult(positions=pos.astype(np.float32), units=units, notes=notes)

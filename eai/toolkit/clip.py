@@ -39,6 +39,7 @@ class RawMotion:
     units: str | None
     up_axis: str | None = None  # "x" | "y" | "z" when the format says so, else detected
     notes: list[str] = field(default_factory=list)
+    sha256: str | None = None  # of the file, when the parser already hashed the bytes it read
 
 
 @dataclass
