@@ -232,3 +232,29 @@ def test_every_shared_fixture_converts(fixtures_dir, tmp_path):
     profiles = {ln["profile"] for ln in result.report}
     assert {"cmu", "mixamo", "mocapbank", "emotion-gait-16", "plug-in-gait", "qualisys-gait",
             "cluster-markers"} <= profiles
+
+
+def crash_on_files_named_crash(item, opts, labels):
+    """A converter whose process dies on some files, as a segfaulting native reader would."""
+    import os
+
+    from eai.converters.pipeline import convert_file
+    if "crash" in item.path.name:
+        os._exit(139)
+    return convert_file(item, opts, labels)
+
+
+def test_a_crashing_worker_loses_only_its_own_file(tmp_path, fixtures_dir):
+    root = tmp_path / "in"
+    root.mkdir()
+    for f in sorted((fixtures_dir / "npy").glob("*.npy")):
+        shutil.copy(f, root / f.name)
+    shutil.copy(fixtures_dir / "npy" / "emotiongait_002_Sad.npy", root / "b_crash_Sad.npy")
+    config = ConvertConfig(inputs=[str(root)], out_dir=tmp_path / "ds", workers=2)
+    result = run_convert(config, convert=crash_on_files_named_crash)
+    status = {Path(ln["path"]).name: ln["status"] for ln in result.report}
+    assert status.pop("b_crash_Sad.npy") == "error"
+    assert set(status.values()) == {"ok"} and len(status) == 3
+    crashed = next(ln for ln in result.report if "crash" in ln["path"])
+    assert "crashed" in crashed["reason"]
+    assert ds.read_manifest(tmp_path / "ds")["counts"]["clips"] == 3

@@ -125,31 +125,59 @@ def _prepare_build(build: Path, fingerprint: str) -> tuple[list[dict], int]:
     return lines, len(state["shards"])
 
 
-def _parallel(items: list[InputFile], config: ConvertConfig) -> Iterator[dict[str, Any]]:
-    """Report lines in input order; at most 2 x workers files in flight."""
+def _parallel(items: list[InputFile], config: ConvertConfig,
+              convert: Callable[..., dict[str, Any]] = convert_file
+              ) -> Iterator[dict[str, Any]]:
+    """Report lines in input order; at most 2 x workers files in flight.
+
+    A worker that dies (a native library crashing on a corrupt file) breaks the whole pool and
+    every file in flight with it. Those files are then retried one by one, each in a process
+    of its own, so only the file that really crashes is reported as an error.
+    """
     workers = config.workers or os.cpu_count() or 1
     if workers == 1 or len(items) <= 1:
         for item in items:
-            yield convert_file(item, config.read, config.labels)
+            yield convert(item, config.read, config.labels)
         return
     ctx = mp.get_context("spawn")  # no fork: the progress bar runs a thread
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        window: deque = deque()
-        it = iter(items)
-        for item in it:
-            window.append(pool.submit(convert_file, item, config.read, config.labels))
-            if len(window) >= 2 * workers:
-                break
-        while window:
-            yield window.popleft().result()
-            nxt = next(it, None)
-            if nxt is not None:
-                window.append(pool.submit(convert_file, nxt, config.read, config.labels))
+    todo = deque(items)
+    while todo:
+        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            window: deque = deque()
+            lost: list[InputFile] = []
+            try:
+                while todo or window:
+                    while todo and len(window) < 2 * workers:
+                        item = todo.popleft()
+                        window.append((item, pool.submit(convert, item, config.read,
+                                                         config.labels)))
+                    item, future = window[0]
+                    line = future.result()
+                    window.popleft()
+                    yield line
+            except cf.process.BrokenProcessPool:
+                lost = [item for item, _ in window]
+        for item in lost:
+            yield _isolated(item, config, convert, ctx)
+
+
+def _isolated(item: InputFile, config: ConvertConfig, convert: Callable[..., dict[str, Any]],
+              ctx) -> dict[str, Any]:
+    with cf.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+        try:
+            return pool.submit(convert, item, config.read, config.labels).result()
+        except cf.process.BrokenProcessPool:
+            reason = ("the reader process crashed on this file (a native library failed on "
+                      "corrupt data)")
+            return {"path": str(item.path), "clip_id": item.clip_id, "status": "error",
+                    "reason": reason, "fix": "check or re-export the file",
+                    "message": f"{item.path}: {reason}"}
 
 
 def run_convert(config: ConvertConfig,
                 on_line: Callable[[dict[str, Any]], None] | None = None,
-                on_total: Callable[[int], None] | None = None) -> ConvertResult:
+                on_total: Callable[[int], None] | None = None,
+                convert: Callable[..., dict[str, Any]] = convert_file) -> ConvertResult:
     out_dir = Path(config.out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / ds.MANIFEST).is_file():
         raise FileExistsError(f"{out_dir} exists and is not an eai dataset (no {ds.MANIFEST}); "
@@ -206,7 +234,7 @@ def run_convert(config: ConvertConfig,
         shard_index += 1
         pending_clips, pending_lines, pending_bytes = [], [], 0
 
-    for line in _parallel(todo, config):
+    for line in _parallel(todo, config, convert):
         clip = line.pop("_clip", None)
         if line["status"] == "error" and config.strict:
             raise StrictError(line["message"])
