@@ -16,6 +16,9 @@ app = typer.Typer(help="eai: the Emotion-Action Interpreter toolkit.", no_args_i
                   add_completion=False, pretty_exceptions_enable=False)
 dataset_app = typer.Typer(help="Inspect unified datasets.", no_args_is_help=True)
 app.add_typer(dataset_app, name="dataset")
+tokenizer_app = typer.Typer(help="Train and use the skeleton tokenizer (MGST).",
+                            no_args_is_help=True)
+app.add_typer(tokenizer_app, name="tokenizer")
 console = Console(stderr=False)
 err = Console(stderr=True)
 
@@ -92,6 +95,62 @@ def convert(
     print_convert_summary(console, out, result.report, result.manifest)
 
 
+def _csv(value: Optional[str]) -> Optional[list[str]]:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+@app.command()
+def evaluate(
+    dataset: List[Path] = typer.Option(..., help="Dataset directory (repeat for several)."),
+    protocol: str = typer.Option("kfold", help="kfold, group (leave one action out) or "
+                                 "cross-dataset."),
+    actions: Optional[str] = typer.Option(None, help="Only these actions, comma-separated."),
+    emotions: Optional[str] = typer.Option(None, help="Only these emotions, comma-separated."),
+    datasets: Optional[str] = typer.Option(None, help="Only clips of these dataset names."),
+    folds: int = typer.Option(5, help="k of the k-fold protocol."),
+    repeats: int = typer.Option(5, help="Repeats (seeds) of the k-fold protocol."),
+    seed: int = typer.Option(0, help="First seed."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Folder for results.json "
+                                       "and confusion-matrix PNGs (default: eval-PROTOCOL)."),
+) -> None:
+    """Score emotion recognition (baselines and eai's model) under a CV protocol."""
+    from rich.progress import Progress
+
+    from eai.toolkit.baselines import DescriptorFeatures, DescriptorLogReg, MajorityClass
+    from eai.toolkit.eval_report import (confusion_table, plot_confusion, results_table,
+                                         write_results)
+    from eai.toolkit.evaluation import load_labelled_clips, make_splits, run_protocol
+
+    try:
+        data = load_labelled_clips([str(d) for d in dataset], _csv(actions), _csv(emotions),
+                                   _csv(datasets))
+        splits = make_splits(protocol, data, folds, repeats, seed)
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    features = DescriptorFeatures()
+    methods = [MajorityClass(), DescriptorLogReg(features)]
+    console.print(f"{len(data.clips)} clips, {len(data.classes)} emotions "
+                  f"({', '.join(data.classes)}), {len(splits)} train/test splits")
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("evaluating", total=len(splits) * len(methods))
+        results = run_protocol(data.clips, data.labels, data.classes, splits, methods,
+                               on_step=lambda m, s: progress.update(
+                                   task, advance=1, description=f"{m} {s.unit}"))
+    out = out or Path(f"eval-{protocol}")
+    out.mkdir(parents=True, exist_ok=True)
+    for r in results:
+        console.print(confusion_table(r))
+        plot_confusion(r, out / f"confusion-{r.name.replace('+', '-')}.png", f"({protocol})")
+    write_results(out / "results.json", results, {
+        "protocol": protocol, "datasets": [str(d) for d in dataset], "actions": _csv(actions),
+        "emotions": data.classes, "clips": len(data.clips), "folds": folds, "repeats": repeats,
+        "seed": seed, "splits": len(splits)})
+    console.print(results_table(results, protocol))
+    console.print(f"results and confusion matrices in {out}/")
+    for r in results:
+        console.print(r.summary_line(), highlight=False)
+
+
 @app.command("sample-data")
 def sample_data(
     out: Path = typer.Argument(..., help="Folder to write the synthetic demo set into."),
@@ -106,7 +165,11 @@ def sample_data(
 
 
 @dataset_app.command("info")
-def dataset_info(path: Path = typer.Argument(..., help="Dataset directory.")) -> None:
+def dataset_info(
+    path: Path = typer.Argument(..., help="Dataset directory."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also write an overview PNG here "
+                                        "(clips per emotion, durations, joint availability)."),
+) -> None:
     """Clips, frames and minutes per dataset and emotion."""
     from eai.toolkit import dataset as ds
     from eai.toolkit.summary import dataset_table, problems_table
@@ -120,6 +183,41 @@ def dataset_info(path: Path = typer.Argument(..., help="Dataset directory.")) ->
     problems = problems_table(ds.read_report(path))
     if problems is not None:
         console.print(problems)
+    if plot is not None:
+        from eai.toolkit.plots import plot_dataset_overview
+
+        try:
+            console.print(f"wrote {plot_dataset_overview(path, plot)}")
+        except (OSError, ValueError) as e:
+            _fail(str(e))
+
+
+@dataset_app.command("show")
+def dataset_show(
+    path: Path = typer.Argument(..., help="Dataset directory."),
+    clip_id: str = typer.Argument(..., help="Clip id (a unique end of it, e.g. the file stem, "
+                                  "will do)."),
+    out: Path = typer.Option(..., "-o", "--out", help="An .mp4 or .gif animation, or a .png "
+                             "filmstrip."),
+    fps: Optional[float] = typer.Option(None, help="Animation frame rate (default: the clip's)."),
+    poses: int = typer.Option(8, "--poses", help="Poses in a .png filmstrip."),
+) -> None:
+    """Draw one clip as a stick figure (front and side views)."""
+    from eai.toolkit.dataset import load_clip
+    from eai.toolkit.render import plot_filmstrip, write_animation
+
+    suffix = out.suffix.lower()
+    if suffix not in (".mp4", ".gif", ".png"):
+        _fail(f"{out}: the output must end in .mp4, .gif (animation) or .png (filmstrip)")
+    try:
+        clip = load_clip(path, clip_id)
+        if suffix == ".png":
+            plot_filmstrip(clip, out, n=poses)
+        else:
+            write_animation(clip, out, fps=fps)
+    except (OSError, ValueError) as e:
+        _fail(str(e))
+    console.print(f"wrote {out} ({clip.clip_id}, {clip.duration_s:.1f} s)")
 
 
 @app.command("profiles")
@@ -136,6 +234,86 @@ def list_profiles() -> None:
         table.add_row(p.name, p.kind, f"{len(p.layout)} joints" if p.layout else "",
                       p.description)
     console.print(table)
+
+
+@tokenizer_app.command("train")
+def tokenizer_train(
+    datasets: List[Path] = typer.Argument(..., help="Unified dataset directories."),
+    out: Path = typer.Option(..., "-o", "--out", help="Tokenizer directory to write."),
+    steps: Optional[int] = typer.Option(None, help="Optimiser steps."),
+    seed: Optional[int] = typer.Option(None, help="Seed of the split, crops and weights."),
+    hidden: Optional[int] = typer.Option(None, help="Channels per body part."),
+    levels: Optional[str] = typer.Option(None, help="FSQ levels, e.g. 8,8,8 (512 codes)."),
+    batch_size: Optional[int] = typer.Option(None, help="Crops per step."),
+    crop_frames: Optional[int] = typer.Option(None, help="Frames per training crop."),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate."),
+    held_out: Optional[float] = typer.Option(None, help="Fraction of clips held out."),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads (0: default)."),
+) -> None:
+    """Train the spatio-temporal tokenizer; prints MPJPE and codebook usage."""
+    from eai.toolkit.tokenizer import TokenizerConfig, train_tokenizer
+
+    given = {"steps": steps, "seed": seed, "hidden": hidden, "batch_size": batch_size,
+             "crop_frames": crop_frames, "lr": lr, "held_out_fraction": held_out,
+             "threads": threads, "levels": _csv(levels)}
+    try:
+        config = TokenizerConfig(**{k: v for k, v in given.items() if v is not None})
+        report = train_tokenizer([str(d) for d in datasets], out, config)
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    console.print(f"{report.summary()}; {report.train_seconds:.0f} s", highlight=False)
+    console.print(f"tokenizer written to {out}/ (tokenizer.safetensors, tokenizer.json)")
+
+
+@tokenizer_app.command("encode")
+def tokenizer_encode(
+    dataset: Path = typer.Argument(..., help="Unified dataset directory."),
+    tokenizer: Path = typer.Option(..., help="Tokenizer directory."),
+    clip_ids: Optional[str] = typer.Option(None, help="Only these clip ids, comma-separated."),
+    limit: Optional[int] = typer.Option(None, help="At most this many clips."),
+    no_dataset_tag: bool = typer.Option(False, help="Leave out the <ds_...> token."),
+) -> None:
+    """Print each clip's tokens as text (clip id, a tab, the tokens)."""
+    from itertools import islice
+
+    from eai.toolkit.dataset import iter_clips
+    from eai.toolkit.tokenizer import load_tokenizer
+
+    try:
+        tok = load_tokenizer(tokenizer)
+        clips = list(islice(iter_clips(dataset, clip_ids=_csv(clip_ids)), limit))
+        texts = [tok.codes_text(c, None if no_dataset_tag else clip.dataset)
+                 for clip, c in zip(clips, tok.encode_many(clips))]
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    if not clips:
+        _fail(f"{dataset}: no clips matched")
+    for clip, text in zip(clips, texts):
+        typer.echo(f"{clip.clip_id}\t{text}")
+
+
+@tokenizer_app.command("report")
+def tokenizer_report(
+    tokenizer: Path = typer.Argument(..., help="Tokenizer directory."),
+    plot: Optional[Path] = typer.Option(None, help="Write a codebook-usage histogram PNG."),
+    dataset: Optional[Path] = typer.Option(None, help="Recompute usage and MPJPE on this "
+                                           "dataset (all its clips)."),
+) -> None:
+    """Print MPJPE, perplexity and used/dead codes; optionally plot codebook usage."""
+    from eai.toolkit.tokenizer import load_tokenizer
+    from eai.toolkit.tokenizer.report import plot_usage, report_lines, usage_on_dataset
+
+    try:
+        tok = load_tokenizer(tokenizer)
+        usage, rec = usage_on_dataset(tok, dataset) if dataset else (None, None)
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    for line in report_lines(tok.meta, usage, rec, f"all clips of {dataset}" if dataset else ""):
+        console.print(line, highlight=False)
+    if plot:
+        plot_usage(usage or tok.meta["usage_train"], plot,
+                   f"{dataset.name}:" if dataset else "training clips:")
+        console.print(f"codebook-usage plot written to {plot}")
 
 
 def main() -> None:  # pragma: no cover - console script entry

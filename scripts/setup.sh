@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create .venv with eai and everything its tests need, on a fresh machine.
-# Conversion needs no torch. Later stages will pin the CPU build first (torch==2.13.0): a bare
-# `torch` requirement can pull several GB of CUDA packages.
+# torch is pinned first: torch==2.13.0 is the CPU build that lies on this kind of machine, while a
+# bare `torch` requirement can pull several GB of CUDA packages. eai's own `torch>=2.3` is then
+# already satisfied. On a GPU machine, install the torch build you want first, then eai.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -10,5 +11,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 . .venv/bin/activate
 python -m pip install --quiet --upgrade pip
+python -m pip install --quiet "torch==${EAI_TORCH_VERSION:-2.13.0}"
 python -m pip install --quiet -e ".[test,bench]"
 echo "eai installed in $(pwd)/.venv ($(eai --help >/dev/null && echo 'eai --help works'))"

@@ -8,6 +8,7 @@ DuckDB and Hugging Face `datasets` (`load_dataset("parquet", data_files=".../cli
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import tempfile
@@ -176,3 +177,20 @@ def read_report(dataset_dir: str | Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def load_clip(dataset_dir: str | Path, clip_id: str) -> Clip:
+    """The clip with this id from a dataset; a unique end of the id (e.g. the file stem) will do."""
+    read_manifest(dataset_dir)  # a clear error when this is not a dataset
+    ids = read_table(dataset_dir, ["clip_id"]).column("clip_id").to_pylist()
+    if clip_id not in ids:
+        ends = [i for i in ids if i.endswith("/" + clip_id.strip("/"))]
+        if len(ends) != 1:
+            hint = ([i for i in ids if clip_id in i]
+                    or difflib.get_close_matches(clip_id, ids, n=3, cutoff=0.6))
+            what = "matches several clips" if ends else "is not in the dataset"
+            more = f" (and {len(hint) - 3} more)" if len(hint) > 3 else ""
+            raise ValueError(f"{dataset_dir}: clip id {clip_id!r} {what}" + (
+                f"; did you mean {', '.join(hint[:3])}{more}?" if hint else ""))
+        clip_id = ends[0]
+    return next(iter_clips(dataset_dir, clip_ids=[clip_id]))

@@ -1,0 +1,255 @@
+"""Kinematic helpers shared by the descriptors: derivatives, smoothing, the body's heading frame,
+angles, periodicity, body-size measures and NaN-aware reductions.
+
+Conventions (DESIGN.md): positions are (T, J, 3) or (T, 3) arrays in metres, time first, Y up,
+right-handed; the subject's left is +X when facing +Z. The *heading frame* of a frame is the
+body's own horizontal frame: `left` (the direction from the right to the left hip / shoulder,
+made horizontal), `up` (+Y) and `forward = left x up`. Angles are in degrees. Every function is
+vectorised over frames; missing samples are NaN and propagate, and the reductions at the end
+ignore them (a fast path is taken when nothing is missing).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from functools import lru_cache
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy.ndimage import uniform_filter1d
+
+from eai.toolkit.skeleton import JOINT_INDEX as _J
+
+UP = np.array([0.0, 1.0, 0.0])
+
+
+# --- NaN-aware reductions: plain numpy first, the nan* variants only when something is missing --
+
+def nanmean(x: np.ndarray) -> float:
+    m = float(np.mean(x)) if np.size(x) else math.nan
+    if m == m or not np.size(x):
+        return m
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(np.nanmean(x))
+
+
+def nanstd(x: np.ndarray) -> float:
+    s = float(np.std(x)) if np.size(x) else math.nan
+    if s == s or not np.size(x):
+        return s
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(np.nanstd(x))
+
+
+def nanmedian(x: np.ndarray) -> float:
+    if not np.size(x):
+        return math.nan
+    m = float(np.median(x))
+    if m == m:
+        return m
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(np.nanmedian(x))
+
+
+def nanpercentile(x: np.ndarray, q, axis=None) -> np.ndarray:
+    """np.percentile, falling back to np.nanpercentile when the input has NaN."""
+    if not np.size(x):
+        return np.full(np.shape(q), math.nan)
+    p = np.percentile(x, q, axis=axis)
+    if np.isnan(p).any():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            p = np.nanpercentile(x, q, axis=axis)
+    return p
+
+
+def norm(v: np.ndarray) -> np.ndarray:
+    """Euclidean norm over the last axis (cheaper than np.linalg.norm on small arrays)."""
+    return np.sqrt(np.einsum("...i,...i->...", v, v))
+
+
+# --- derivatives and smoothing ---------------------------------------------------------------
+
+def odd_window(fps: float, seconds: float, num_frames: int, minimum: int) -> int:
+    """An odd window length of about `seconds`, at least `minimum`, at most num_frames."""
+    w = max(minimum, int(round(seconds * fps)) | 1)
+    if w > num_frames:
+        w = num_frames if num_frames % 2 else num_frames - 1
+    return w
+
+
+@lru_cache(maxsize=64)
+def _savgol_operator(window: int, polyorder: int, deriv: int) -> np.ndarray:
+    """(window, window) matrix: row t is the deriv-th derivative, at sample t of a window, of the
+    least-squares polynomial of degree `polyorder` through the window's samples (unit spacing).
+    The centre row is the classic Savitzky-Golay filter; the other rows handle the edges exactly
+    like scipy's mode="interp", so a linear motion keeps a constant velocity to the last frame."""
+    pos = np.arange(window, dtype=np.float64)
+    vander = pos[:, None] ** np.arange(polyorder + 1)[None, :]
+    fit = np.linalg.pinv(vander)  # (p+1, w): polynomial coefficients from samples
+    diff = np.zeros((window, polyorder + 1))
+    for k in range(deriv, polyorder + 1):
+        diff[:, k] = math.factorial(k) / math.factorial(k - deriv) * pos ** (k - deriv)
+    return diff @ fit
+
+
+def savgol(x: np.ndarray, fps: float, *, window_s: float, polyorder: int, deriv: int = 0
+           ) -> np.ndarray:
+    """Savitzky-Golay smoothing / differentiation along axis 0, in units per second**deriv.
+
+    x: (T, ...) array. The window is about window_s seconds (odd, shrunk for short clips). With
+    fewer than polyorder + 2 frames the derivative is NaN (not enough samples to fit).
+    """
+    t = x.shape[0]
+    w = odd_window(fps, window_s, t, polyorder + 2)
+    if t < polyorder + 2 or w <= polyorder:
+        return np.full(x.shape, math.nan)
+    op = _savgol_operator(w, polyorder, deriv)
+    h = w // 2
+    flat = x.reshape(t, -1)
+    out = np.empty_like(flat, dtype=np.float64)
+    # interior: one sliding dot product with the centre row; edges: the fitted end polynomials
+    out[h:t - h] = sliding_window_view(flat, w, axis=0) @ op[h]
+    out[:h] = op[:h] @ flat[:w]
+    out[t - h:] = op[h + 1:] @ flat[t - w:]
+    return (out * fps ** deriv).reshape(x.shape)
+
+
+def moving_average(x: np.ndarray, fps: float, window_s: float) -> np.ndarray:
+    """Centred moving average along axis 0 (edges repeat the end samples)."""
+    w = max(1, int(round(window_s * fps)))
+    if w <= 1:
+        return x
+    return uniform_filter1d(x, size=min(w, x.shape[0]), axis=0, mode="nearest")
+
+
+# --- the heading frame and angles ------------------------------------------------------------
+
+def heading_axes(positions: np.ndarray, joint_mask: np.ndarray, fps: float,
+                 smooth_s: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """(left, forward): (T, 3) horizontal unit vectors of the body's own heading per frame.
+
+    Left is the sum of the right-to-left hip and shoulder vectors (whichever pairs exist),
+    made horizontal and smoothed over about smooth_s seconds so that the pelvis' and shoulders'
+    rotation within a gait cycle does not count as a change of heading. forward = left x up.
+    NaN where neither pair is available.
+    """
+    pairs = [(a, b) for a, b in (("l_hip", "r_hip"), ("l_shoulder", "r_shoulder"))
+             if joint_mask[_J[a]] and joint_mask[_J[b]]]
+    t = positions.shape[0]
+    if not pairs:
+        nan = np.full((t, 3), math.nan)
+        return nan, nan
+    lat = np.zeros((t, 3))
+    for a, b in pairs:
+        d = positions[:, _J[a]] - positions[:, _J[b]]
+        lat += d / np.maximum(norm(d), 1e-9)[:, None]
+    lat[:, 1] = 0.0
+    if np.isnan(lat).any():  # a gap in one frame: borrow the nearest good heading
+        ok = ~np.isnan(lat).any(axis=1)
+        if not ok.any():
+            nan = np.full((t, 3), math.nan)
+            return nan, nan
+        idx = np.where(ok, np.arange(t), 0)
+        np.maximum.accumulate(idx, out=idx)
+        first = np.argmax(ok)
+        idx[:first] = first
+        lat = lat[idx]
+    lat = moving_average(lat, fps, smooth_s)
+    left = lat / np.maximum(norm(lat), 1e-9)[:, None]
+    fwd = np.stack([-left[:, 2], np.zeros(t), left[:, 0]], axis=1)  # left x up
+    return left, fwd
+
+
+def to_heading_frame(vectors: np.ndarray, left: np.ndarray, fwd: np.ndarray) -> np.ndarray:
+    """Vectors (T, ..., 3) expressed as (left, up, forward) components of each frame's heading."""
+    extra = vectors.ndim - 2
+    lf = left.reshape(left.shape[0], *([1] * extra), 3)
+    ff = fwd.reshape(fwd.shape[0], *([1] * extra), 3)
+    return np.stack([(vectors * lf).sum(-1), vectors[..., 1], (vectors * ff).sum(-1)], axis=-1)
+
+
+def pitch_deg(vec: np.ndarray, fwd: np.ndarray) -> np.ndarray:
+    """Inclination of vectors (T, 3) from vertical in the sagittal plane; positive = forward."""
+    return np.degrees(np.arctan2((vec * fwd).sum(-1), vec[..., 1]))
+
+
+def roll_deg(vec: np.ndarray, left: np.ndarray) -> np.ndarray:
+    """Inclination of vectors (T, 3) from vertical in the frontal plane; positive = to the left."""
+    return np.degrees(np.arctan2((vec * left).sum(-1), vec[..., 1]))
+
+
+def yaw_deg(vec: np.ndarray) -> np.ndarray:
+    """Heading angle of (T, 3) vectors about +Y, unwrapped over time (degrees)."""
+    return np.degrees(np.unwrap(np.arctan2(vec[..., 0], vec[..., 2]), axis=0))
+
+
+def angle_between_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Angle between vectors a and b (..., 3) in degrees, numerically stable (atan2)."""
+    return np.degrees(np.arctan2(norm(np.cross(a, b)), (a * b).sum(-1)))
+
+
+def flexion_deg(positions: np.ndarray, proximal: str, middle: str, distal: str) -> np.ndarray:
+    """(T,) flexion at `middle`: 0 when the limb is straight, growing as it bends."""
+    p, m, d = (positions[:, _J[n]] for n in (proximal, middle, distal))
+    return angle_between_deg(m - p, d - m)
+
+
+# --- periodicity ----------------------------------------------------------------------------
+
+def autocorrelation_peak(signal: np.ndarray, fps: float, min_lag_s: float, max_lag_s: float
+                         ) -> tuple[float, float]:
+    """(strength, period in seconds) of the strongest repetition of a 1-D signal.
+
+    The autocorrelation (FFT, mean removed, normalised to 1 at lag 0) is searched for local
+    maxima between min_lag_s and max_lag_s (at most half the clip). The highest maximum of the
+    biased estimate is chosen (it favours the fundamental period over its multiples) and its lag
+    refined by a parabola through the peak; the strength is the unbiased value at that lag,
+    clipped to [0, 1]. (0, NaN) when the autocorrelation has no peak in the range (no rhythm);
+    (NaN, NaN) when the signal is flat, or the clip is too short to hold two periods of
+    max_lag_s and no peak was found.
+    """
+    x = np.asarray(signal, dtype=np.float64)
+    if np.isnan(x).any():
+        x = np.where(np.isnan(x), np.nanmean(x) if (~np.isnan(x)).any() else 0.0, x)
+    n = x.shape[0]
+    lo = max(1, int(math.floor(min_lag_s * fps)))
+    hi = min(int(math.ceil(max_lag_s * fps)), n // 2)
+    if hi - lo < 2:
+        return math.nan, math.nan
+    x = x - x.mean()
+    size = 1 << (2 * n - 1).bit_length()
+    spec = np.fft.rfft(x, size)
+    ac = np.fft.irfft(spec.real ** 2 + spec.imag ** 2, size)[:hi + 2]
+    if ac[0] <= 1e-12 * n:
+        return math.nan, math.nan
+    ac = ac / ac[0]
+    mid = ac[lo:hi + 1]
+    peaks = (mid > ac[lo - 1:hi]) & (mid >= ac[lo + 1:hi + 2])
+    if not peaks.any():  # no rhythm; unless the clip was too short to see one
+        return (0.0 if hi >= max_lag_s * fps else math.nan), math.nan
+    k = lo + int(np.argmax(np.where(peaks, mid, -np.inf)))
+    a, b, c = ac[k - 1], ac[k], ac[k + 1]
+    den = a - 2 * b + c
+    lag = k + 0.5 * (a - c) / den if den < 0 else float(k)
+    strength = float(np.clip(b * n / (n - k), 0.0, 1.0))
+    return strength, lag / fps
+
+
+# --- body size -------------------------------------------------------------------------------
+
+def segment_length(positions: np.ndarray, a: str, b: str) -> float:
+    """Median length of the a-b segment over frames (NaN when either joint is missing)."""
+    return nanmedian(norm(positions[:, _J[a]] - positions[:, _J[b]]))
+
+
+def leg_length(positions: np.ndarray) -> float:
+    """Median thigh + shin length, averaged over both legs (metres)."""
+    legs = [segment_length(positions, f"{s}_hip", f"{s}_knee")
+            + segment_length(positions, f"{s}_knee", f"{s}_ankle") for s in "lr"]
+    legs = [v for v in legs if v == v]
+    return sum(legs) / len(legs) if legs else math.nan

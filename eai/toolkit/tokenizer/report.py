@@ -1,0 +1,82 @@
+"""`eai tokenizer report`: the figures of a trained tokenizer and its codebook-usage plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eai.toolkit.tokenizer.features import PART_NAMES
+from eai.toolkit.tokenizer.metrics import codebook_usage, reconstruction_error
+
+
+def usage_on_dataset(tok, dataset_dir: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Codebook usage and reconstruction error of the tokenizer on every clip of a dataset."""
+    from eai.toolkit.dataset import load_clips
+
+    clips = load_clips(dataset_dir)
+    if not clips:
+        raise ValueError(f"{dataset_dir}: the dataset has no clips")
+    codes = tok.encode_many(clips)
+    return codebook_usage(codes, tok.num_codes), reconstruction_error(tok, clips, codes)
+
+
+def report_lines(meta: dict[str, Any], usage: dict[str, Any] | None = None,
+                 rec: dict[str, Any] | None = None, source: str = "") -> list[str]:
+    """Plain lines: reconstruction and codebook figures (from tokenizer.json unless given)."""
+    r = meta["report"]
+    cfg = meta["config"]
+    lines = [f"tokenizer: levels {'x'.join(map(str, cfg['levels']))} = {r['num_codes']} codes, "
+             f"hidden {cfg['hidden']}, {cfg['steps']} steps, one token per "
+             f"{2 ** cfg['downsample']} frames per part; eai {meta['eai_version']}"]
+    for d in meta["datasets"]:
+        lines.append(f"trained on {', '.join(d['names'])}: {d['train_clips']} clips "
+                     f"({d['held_out_clips']} held out) from {d['path']}")
+    rec = rec or meta["reconstruction"]
+    where = source or r["mpjpe_on"]
+    lines.append(f"MPJPE ({where}): {rec['mpjpe_mm']} mm; mean-pose baseline "
+                 f"{rec['mean_pose_baseline_mm']} mm")
+    lines.append("  by part: " + ", ".join(f"{k} {v}" for k, v in rec["by_part"].items()))
+    u = usage or meta["usage_train"]
+    lines.append(f"codebook ({source or 'training clips'}): perplexity {u['perplexity']}, "
+                 f"used {u['used_codes']}/{u['num_codes']}, dead {u['dead_codes']}, "
+                 f"{u['tokens']} part tokens")
+    lines.append("  used codes by part: " + ", ".join(
+        f"{k} {v['used_codes']} (ppl {v['perplexity']})" for k, v in u["by_part"].items()))
+    if usage is None and meta.get("usage_held_out"):
+        h = meta["usage_held_out"]
+        lines.append(f"codebook (held-out clips): perplexity {h['perplexity']}, used "
+                     f"{h['used_codes']}/{h['num_codes']}")
+    return lines
+
+
+def plot_usage(usage: dict[str, Any], path: str | Path, title: str = "") -> None:
+    """Two panels: counts per code id stacked by body part, and codes ranked by count (log)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = np.asarray(usage["counts"], dtype=np.int64)  # (parts, codes)
+    fig, (a, b) = plt.subplots(2, 1, figsize=(11, 6.5))
+    bottom = np.zeros(counts.shape[1])
+    for p, name in enumerate(PART_NAMES):
+        a.bar(np.arange(counts.shape[1]), counts[p], bottom=bottom, width=1.0, label=name)
+        bottom += counts[p]
+    a.set_xlim(-0.5, counts.shape[1] - 0.5)
+    a.set_xlabel("code id (<st_N>)")
+    a.set_ylabel("uses")
+    a.legend(ncol=5, fontsize=8)
+    a.set_title(f"{title} perplexity {usage['perplexity']}, used {usage['used_codes']}/"
+                f"{usage['num_codes']}, dead {usage['dead_codes']}".strip())
+    ranked = np.sort(counts.sum(0))[::-1]
+    b.bar(np.arange(len(ranked)), np.maximum(ranked, 0.8), width=1.0, color="grey")
+    b.set_yscale("log")
+    b.set_xlabel("codes ranked by use")
+    b.set_ylabel("uses (log)")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

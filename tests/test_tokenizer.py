@@ -1,0 +1,172 @@
+"""The spatio-temporal MGST tokenizer on tiny synthetic data: round trip, determinism, masks."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from eai.converters.pipeline import ConvertConfig, run_convert
+from eai.toolkit.dataset import load_clips
+from eai.toolkit.sample_data import write_sample_data
+from eai.toolkit.skeleton import JOINT_INDEX
+from eai.toolkit.tokenizer import TokenizerConfig, load_tokenizer, train_tokenizer
+from eai.toolkit.tokenizer.features import (clip_features, compose_positions, mirror_positions,
+                                            root_motion)
+
+TINY = dict(hidden=16, depth=1, batch_size=16, crop_frames=32, lr=3e-3, threads=1)
+
+
+@pytest.fixture(scope="module")
+def sample_dataset(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("tok")
+    write_sample_data(tmp / "sd", clips_per_emotion=1)
+    run_convert(ConvertConfig(inputs=[str(tmp / "sd")], out_dir=tmp / "ds", workers=1))
+    return tmp / "ds"
+
+
+@pytest.fixture(scope="module")
+def trained(sample_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("tokdir")
+    cfg = TokenizerConfig(steps=300, held_out_fraction=0.0, seed=1, **TINY)
+    report = train_tokenizer([sample_dataset], out, cfg, progress=False)
+    return out, report
+
+
+def _masked_chest(clip):
+    """An Emotion-Gait-like clip: no chest (NaN, joint_mask false)."""
+    c = dataclasses.replace(clip, positions=clip.positions.copy(), joint_mask=clip.joint_mask.copy(),
+                            clip_id=clip.clip_id + "-nochest", dataset="emotion-gait")
+    c.positions[:, JOINT_INDEX["chest"]] = np.nan
+    c.joint_mask[JOINT_INDEX["chest"]] = False
+    return c
+
+
+def test_features_round_trip_exactly(sample_dataset):
+    clip = load_clips(sample_dataset)[0]
+    values, valid = clip_features(clip.positions, clip.joint_mask, clip.fps)
+    assert valid.all() and np.isfinite(values).all()
+    back = compose_positions(values, root_motion(clip.positions, clip.joint_mask), clip.fps)
+    np.testing.assert_allclose(back, clip.positions, atol=1e-5)
+    # with no root given, integrating the root motion features lands on the same path
+    integrated = compose_positions(values, None, clip.fps)
+    np.testing.assert_allclose(integrated[:, :, [0, 2]] - integrated[:1, :1, [0, 2]],
+                               clip.positions[:, :, [0, 2]] - clip.positions[:1, :1, [0, 2]],
+                               atol=1e-3)
+
+
+def test_mirroring_swaps_sides_and_negates_x(sample_dataset):
+    clip = load_clips(sample_dataset)[0]
+    pos, mask = mirror_positions(clip.positions, clip.joint_mask)
+    l, r = JOINT_INDEX["l_wrist"], JOINT_INDEX["r_wrist"]
+    np.testing.assert_allclose(pos[:, l, 0], -clip.positions[:, r, 0])
+    np.testing.assert_allclose(pos[:, l, 1:], clip.positions[:, r, 1:])
+
+
+def test_round_trip_beats_mean_pose(trained, sample_dataset):
+    out, report = trained
+    assert report.mpjpe_on == "train" and report.held_out_clips == 0
+    assert report.mpjpe_mm < 0.5 * report.mean_pose_baseline_mm, report
+    assert 0 < report.used_codes <= report.num_codes == 512
+    assert report.dead_codes == 512 - report.used_codes and report.perplexity > 1
+    tok = load_tokenizer(out)
+    clip = load_clips(sample_dataset)[0]
+    codes = tok.encode(clip)
+    assert codes.shape == (-(-clip.num_frames // 4), 5) and codes.dtype == np.int64
+    pos = tok.decode(codes, tok.root_motion(clip))
+    assert pos.shape == clip.positions.shape and np.isfinite(pos).all()
+    assert tok.decode(codes).shape == (len(codes) * 4, 19, 3)  # root integrated
+    meta = json.loads((out / "tokenizer.json").read_text())
+    assert meta["eai_version"] and meta["config"]["levels"] == [8, 8, 8]
+    assert meta["datasets"][0]["clips"] == 15 and meta["datasets"][0]["command"] is not None
+
+
+def test_save_load_gives_identical_tokens(trained, sample_dataset):
+    out, _ = trained
+    clips = load_clips(sample_dataset)
+    a, b = load_tokenizer(out), load_tokenizer(out)
+    for x, y in zip(a.encode_many(clips), b.encode_many(clips)):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_batched_encoding_matches_one_by_one(trained, sample_dataset):
+    tok = load_tokenizer(trained[0])
+    clips = load_clips(sample_dataset)[:4]
+    clips[1] = dataclasses.replace(clips[1], positions=clips[1].positions[:37])  # ragged
+    clips[2] = dataclasses.replace(clips[2], positions=clips[2].positions[:9])
+    for clip, codes in zip(clips, tok.encode_many(clips)):
+        np.testing.assert_array_equal(codes, tok.encode(clip))
+
+
+def test_same_seed_same_tokens(sample_dataset, tmp_path):
+    cfg = TokenizerConfig(steps=20, held_out_fraction=0.2, seed=3, **TINY)
+    r1 = train_tokenizer([sample_dataset], tmp_path / "a", cfg, progress=False)
+    r2 = train_tokenizer([sample_dataset], tmp_path / "b", cfg, progress=False)
+    assert r1.held_out_ids == r2.held_out_ids and len(r1.held_out_ids) == 3
+    clips = load_clips(sample_dataset)
+    ta, tb = load_tokenizer(tmp_path / "a"), load_tokenizer(tmp_path / "b")
+    for x, y in zip(ta.encode_many(clips), tb.encode_many(clips)):
+        np.testing.assert_array_equal(x, y)
+    assert r1.mpjpe_mm == r2.mpjpe_mm
+
+
+def test_masked_joints_encode_without_nan(trained, sample_dataset):
+    tok = load_tokenizer(trained[0])
+    clip = _masked_chest(load_clips(sample_dataset)[0])
+    values, valid = clip_features(clip.positions, clip.joint_mask, clip.fps)
+    assert np.isfinite(values).all() and not valid[:, 3:6].any()  # chest columns
+    codes = tok.encode(clip)
+    assert codes.min() >= 0 and codes.max() < 512
+    rec = tok.reconstruct(clip)
+    assert np.isnan(rec[:, JOINT_INDEX["chest"]]).all()
+    others = np.delete(rec, JOINT_INDEX["chest"], axis=1)
+    assert np.isfinite(others).all()
+
+
+def test_vocabulary_covers_token_text(trained, sample_dataset):
+    tok = load_tokenizer(trained[0])
+    vocab = tok.vocabulary()
+    assert len(vocab) == len(set(vocab)) and "<st_0>" in vocab and "<st_511>" in vocab
+    clip = load_clips(sample_dataset)[0]
+    for c in (clip, _masked_chest(clip)):  # a known and an unknown dataset
+        text = tok.tokens_text(c)
+        tokens = text.split(" ")
+        assert tokens[0] == "<motion>" and tokens[-1] == "</motion>"
+        assert set(tokens) <= set(vocab), set(tokens) - set(vocab)
+        assert tokens.count("<t>") == len(tok.encode(c))
+    assert tok.tokens_text(clip).split(" ")[1] == "<ds_sd>"
+    assert tok.tokens_text(_masked_chest(clip)).split(" ")[1] == "<ds_other>"
+    assert "<ds_" not in tok.tokens_text(clip, dataset_tag=False)
+
+
+@pytest.mark.parametrize("field,value", [("hidden", 0), ("levels", (1, 8)), ("crop_frames", 30),
+                                         ("lr", -1.0), ("held_out_fraction", 1.0),
+                                         ("steps", "many")])
+def test_config_validation_names_field_and_value(field, value):
+    with pytest.raises(ValueError) as e:
+        TokenizerConfig(**{field: value})
+    assert field in str(e.value) and str(value)[:4] in str(e.value)
+
+
+def test_cli_encode_and_report(trained, sample_dataset, tmp_path):
+    from typer.testing import CliRunner
+
+    from eai.cli import app
+
+    runner = CliRunner()
+    out, _ = trained
+    r = runner.invoke(app, ["tokenizer", "encode", str(sample_dataset), "--tokenizer", str(out),
+                            "--limit", "2"])
+    assert r.exit_code == 0, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 2 and "\t<motion> <ds_" in lines[0]
+    png = tmp_path / "usage.png"
+    r = runner.invoke(app, ["tokenizer", "report", str(out), "--plot", str(png),
+                            "--dataset", str(sample_dataset)])
+    assert r.exit_code == 0, r.output
+    assert "MPJPE" in r.output and "perplexity" in r.output and png.stat().st_size > 1000
+    r = runner.invoke(app, ["tokenizer", "train", str(sample_dataset), "-o", str(tmp_path / "t"),
+                            "--steps", "0"])
+    assert r.exit_code == 1 and "steps" in r.output
