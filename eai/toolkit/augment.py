@@ -41,12 +41,12 @@ def mirror_clip(clip: Clip) -> Clip:
 
 def time_warp(clip: Clip, factor: float) -> Clip:
     """The same motion played `factor` times faster (factor > 1 shortens the clip, < 1
-    lengthens it), resampled by linear interpolation at the clip's own frame rate."""
+    lengthens it), resampled by linear interpolation at the clip's own frame rate. Output frame
+    k shows source time k * factor (frames); the clip ends at the last whole output frame."""
     if not (factor > 0 and math.isfinite(factor)):
         raise ValueError(f"time_warp: factor must be a positive number, got {factor!r}")
     t = clip.num_frames
-    n = max(1, int(round((t - 1) / factor)) + 1) if t > 1 else t
-    src = np.linspace(0.0, t - 1, n) if t > 1 else np.zeros(n)
+    src = np.arange(0.0, t - 1 + 1e-9, factor) if t > 1 else np.zeros(t)  # source frame times
     i0 = np.floor(src).astype(int)
     i1 = np.minimum(i0 + 1, t - 1)
     w = (src - i0)[:, None, None].astype(np.float32)

@@ -26,28 +26,37 @@ qualities (Laban & Ullmann 1971; Camurri et al. 2003 for quantity of motion and 
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from eai.toolkit import kinematics as K
-from eai.toolkit.augment import mirror_clip, rotate_y, time_warp  # noqa: F401  (public API)
+from eai.toolkit.augment import mirror_clip, rotate_y, time_warp
 from eai.toolkit.clip import Clip
 from eai.toolkit.skeleton import JOINT_INDEX as _J
 
 __all__ = [
-    "Descriptor", "DescriptorResult", "DescriptorLevels", "DESCRIPTORS", "DESCRIPTOR_NAMES",
-    "DESCRIPTORS_BY_NAME", "compute_descriptors", "descriptor_matrix", "mirror_clip",
-    "time_warp", "rotate_y",
+    "DESCRIPTORS",
+    "DESCRIPTORS_BY_NAME",
+    "DESCRIPTOR_NAMES",
+    "Descriptor",
+    "DescriptorLevels",
+    "DescriptorResult",
+    "compute_descriptors",
+    "descriptor_matrix",
+    "mirror_clip",
+    "rotate_y",
+    "time_warp",
 ]
 
 # Trunk (pelvis-neck) length as a fraction of leg length (thigh + shin), for adults; used only to
 # stand in for a body-size measure whose joints are missing.
 TRUNK_PER_LEG = 0.52
 STILL_SPEED = 0.1  # m/s: mean joint speed below which a frame counts as still
-STEPPING_RANGE = 0.1  # per leg length: the least ankle-distance range that counts as stepping
+STEPPING_RANGE = 0.1  # per leg length: the least ankle-separation range that counts as stepping
 
 _WRISTS = ("l_wrist", "r_wrist")
 _ARMS = ("l_shoulder", "l_elbow", "l_wrist", "r_shoulder", "r_elbow", "r_wrist")
@@ -56,13 +65,18 @@ _LEGS = ("l_hip", "l_knee", "l_ankle", "r_hip", "r_knee", "r_ankle")
 
 @dataclass(frozen=True)
 class Descriptor:
-    """One clip-level descriptor: fn(context) -> float; NaN when `joints` are not all present."""
+    """One clip-level descriptor: fn(context) -> float; NaN when `joints` are not all present.
+
+    mirror_sign: +1 when a left/right mirror image of the clip has the same value, -1 when the
+    value changes sign (lateralised descriptors such as wrist_speed_asymmetry).
+    """
 
     name: str
     unit: str
     doc: str
     joints: tuple[str, ...]
-    fn: Callable[["_Context"], float] = field(repr=False)
+    fn: Callable[[_Context], float] = field(repr=False)
+    mirror_sign: int = 1
 
 
 @dataclass
@@ -77,9 +91,10 @@ class DescriptorResult:
 _REGISTRY: list[Descriptor] = []
 
 
-def _descriptor(name: str, unit: str, joints: Sequence[str], doc: str):
+def _descriptor(name: str, unit: str, joints: Sequence[str], doc: str, mirror_sign: int = 1):
     def register(fn):
-        _REGISTRY.append(Descriptor(name, unit, " ".join(doc.split()), tuple(joints), fn))
+        _REGISTRY.append(Descriptor(name, unit, " ".join(doc.split()), tuple(joints), fn,
+                                    mirror_sign))
         return fn
     return register
 
@@ -101,12 +116,14 @@ class _Context:
     @cached_property
     def leg(self) -> float:
         leg = K.leg_length(self.P)
-        return leg if leg == leg else K.segment_length(self.P, "pelvis", "neck") / TRUNK_PER_LEG
+        if math.isnan(leg):
+            leg = K.segment_length(self.P, "pelvis", "neck") / TRUNK_PER_LEG
+        return leg
 
     @cached_property
     def trunk_len(self) -> float:
         t = K.segment_length(self.P, "pelvis", "neck")
-        return t if t == t else K.leg_length(self.P) * TRUNK_PER_LEG
+        return K.leg_length(self.P) * TRUNK_PER_LEG if math.isnan(t) else t
 
     @cached_property
     def shoulder_width(self) -> float:
@@ -160,6 +177,16 @@ class _Context:
     def head_pitch(self) -> np.ndarray:
         return K.pitch_deg(self.j("head") - self.j("neck"), self.fwd)
 
+    def flexion(self, left: tuple[str, str, str], right: tuple[str, str, str]) -> np.ndarray:
+        """(T, 2) flexion (deg) at the middle joint of a left and a right limb, cached."""
+        key = (left, right)
+        cache = self.__dict__.setdefault("_flexion", {})
+        if key not in cache:
+            a, m, b = ([_J[l_], _J[r_]] for l_, r_ in zip(left, right))
+            pm, pa, pb = self.P[:, m], self.P[:, a], self.P[:, b]
+            cache[key] = K.angle_between_deg(pm - pa, pb - pm)
+        return cache[key]
+
     # --- gait
     @cached_property
     def ankle_separation(self) -> np.ndarray:
@@ -171,29 +198,33 @@ class _Context:
             h = d[:, [0, 2]]
         else:
             h = np.stack([(d * self.left).sum(-1), (d * self.fwd).sum(-1)], axis=1)
-        ok = ~np.isnan(h).any(axis=1)
-        if ok.sum() < 2:
-            return np.full(self.T, math.nan)
-        h = h - h[ok].mean(axis=0)
-        cov = h[ok].T @ h[ok]
-        axis = np.linalg.eigh(cov)[1][:, -1]
-        return h @ axis
+        if np.isnan(h).any():
+            ok = ~np.isnan(h).any(axis=1)
+            if ok.sum() < 2:
+                return np.full(self.T, math.nan)
+            h = h - h[ok].mean(axis=0)
+            g = h[ok]
+        else:
+            h = h - h.mean(axis=0)
+            g = h
+        cxx, cyy, cxy = (g[:, 0] ** 2).sum(), (g[:, 1] ** 2).sum(), (g[:, 0] * g[:, 1]).sum()
+        angle = 0.5 * math.atan2(2.0 * cxy, cxx - cyy)  # principal axis of the 2x2 covariance
+        return h[:, 0] * math.cos(angle) + h[:, 1] * math.sin(angle)
 
     @cached_property
-    def gait(self) -> tuple[float, float]:  # (periodicity, stride period in s)
-        return K.autocorrelation_peak(self.ankle_separation, self.fps, 0.4, 2.5)
-
-    @cached_property
-    def stride_frequency(self) -> float:  # Hz; 0 when the feet do not step
+    def gait(self) -> tuple[float, float]:
+        """(periodicity, stride frequency in Hz); (0, 0) when the feet do not step (separation
+        range under STEPPING_RANGE leg lengths) or show no rhythm; NaN when the clip is too
+        short to find one."""
         s = self.ankle_separation
         if np.isnan(s).all():
-            return math.nan
-        strength, period = self.gait
-        if strength != strength:  # clip too short for a rhythm, or the feet never move apart
-            return 0.0 if np.nanmax(s) - np.nanmin(s) < 1e-9 else math.nan
-        if period != period or float(_range(s)) < STEPPING_RANGE * self.leg:
-            return 0.0  # no rhythm, or the feet hardly move relative to each other
-        return 1.0 / period
+            return math.nan, math.nan
+        if float(_range(s)) < STEPPING_RANGE * self.leg:
+            return 0.0, 0.0
+        strength, period = K.autocorrelation_peak(s, self.fps, 0.4, 2.5)
+        if math.isnan(strength):
+            return math.nan, math.nan
+        return strength, (0.0 if math.isnan(period) else 1.0 / period)
 
 
 def _range(x: np.ndarray, axis=0) -> np.ndarray:
@@ -288,7 +319,8 @@ def _(c: _Context) -> float:
     q = c.speed[:, c.mask]
     per_frame = q.mean(axis=1)
     if np.isnan(per_frame).any():
-        with np.errstate(all="ignore"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
             per_frame = np.nanmean(q, axis=1)
         per_frame = per_frame[~np.isnan(per_frame)]
     return float(np.mean(per_frame < STILL_SPEED)) if per_frame.size else math.nan
@@ -300,6 +332,16 @@ Vertical bounce of the pelvis: standard deviation of its height after removing t
 of sadness and tiredness (Roether 2009; Gross, Crane & Fredrickson 2012).""")
 def _(c: _Context) -> float:
     y = c.j("pelvis")[:, 1]
+    return K.nanstd(y - K.moving_average(y, c.fps, 1.0)) / c.leg
+
+
+@_descriptor("head_bounce", "1 (per leg length)", ("head",), """
+Vertical bobbing of the head: standard deviation of its height after removing the slow trend
+(1 s moving average), per leg length. A springy, bobbing head goes with joyful, energetic
+movement, a level one with sad, tired or tense movement (Roether 2009; Gross, Crane &
+Fredrickson 2012).""")
+def _(c: _Context) -> float:
+    y = c.j("head")[:, 1]
     return K.nanstd(y - K.moving_average(y, c.fps, 1.0)) / c.leg
 
 
@@ -346,6 +388,15 @@ def _(c: _Context) -> float:
     return K.nanmean(c.head_pitch - c.trunk_pitch)
 
 
+@_descriptor("head_tilt", "deg", ("neck", "head"), """
+Mean absolute sideways tilt of the head: the angle of the neck-to-head vector from vertical in
+the body's frontal plane. A head tilted to one side reads as submissive, uncertain or sad, a
+straight head as confident or assertive (Kleinsmith & Bianchi-Berthouze 2013; Wallbott 1998).
+Mirroring leaves it unchanged.""")
+def _(c: _Context) -> float:
+    return K.nanmean(np.abs(K.roll_deg(c.j("head") - c.j("neck"), c.left)))
+
+
 @_descriptor("head_forward", "1 (per trunk length)", ("head", "l_shoulder", "r_shoulder"), """
 Forward displacement of the head from the shoulders' midpoint along the body's heading, per
 trunk length. A protruding head goes with a slumped, sad or tired posture and with an
@@ -372,6 +423,18 @@ forth shows looseness and high arousal or instability (tiredness), a rigid trunk
 control (Kleinsmith & Bianchi-Berthouze 2013; Gross, Crane & Fredrickson 2012).""")
 def _(c: _Context) -> float:
     return K.nanstd(c.trunk_pitch)
+
+
+@_descriptor("spine_flexion", "deg", ("pelvis", "spine", "neck"), """
+Mean curvature of the spine in the sagittal plane: the pitch of the upper trunk (spine to neck)
+minus that of the lower trunk (pelvis to spine), positive when the upper back is rounded
+forward. A slumped, collapsed chest marks sadness, tiredness and low confidence; an expanded,
+arched chest marks pride (Wallbott 1998; Tracy & Robins 2004 via Kleinsmith &
+Bianchi-Berthouze 2013).""")
+def _(c: _Context) -> float:
+    lower = K.pitch_deg(c.j("spine") - c.j("pelvis"), c.fwd)
+    upper = K.pitch_deg(c.j("neck") - c.j("spine"), c.fwd)
+    return K.nanmean(upper - lower)
 
 
 @_descriptor("trunk_roll_std", "deg", ("pelvis", "neck"), """
@@ -416,7 +479,20 @@ Kleinsmith & Bianchi-Berthouze 2013).""")
 def _(c: _Context) -> float:
     u = c.trunk_vec / np.maximum(K.norm(c.trunk_vec), 1e-9)[:, None]
     rel = c.P[:, [_J["l_wrist"], _J["r_wrist"]]] - c.j("pelvis")[:, None]
-    return K.nanmean(K.norm(np.cross(rel, u[:, None]))) / c.shoulder_width
+    return K.nanmean(K.norm(K.cross(rel, u[:, None]))) / c.shoulder_width
+
+
+@_descriptor("elbow_expansion", "1 (per shoulder width)", ("pelvis", "neck", "l_elbow",
+                                                           "r_elbow", "l_shoulder", "r_shoulder"),
+             """
+Mean distance of the elbows from the trunk axis (the pelvis-neck line), per shoulder width.
+Elbows held out (arms akimbo, squared-up stance) signal pride and dominance or anger; elbows
+tucked to the sides signal sadness, fear and low confidence (Wallbott 1998; Kleinsmith &
+Bianchi-Berthouze 2013).""")
+def _(c: _Context) -> float:
+    u = c.trunk_vec / np.maximum(K.norm(c.trunk_vec), 1e-9)[:, None]
+    rel = c.P[:, [_J["l_elbow"], _J["r_elbow"]]] - c.j("pelvis")[:, None]
+    return K.nanmean(K.norm(K.cross(rel, u[:, None]))) / c.shoulder_width
 
 
 @_descriptor("body_volume", "1 (per leg length^3)", ("pelvis",), """
@@ -480,7 +556,7 @@ Left/right asymmetry of arm activity: (left - right) / (left + right) of the wri
 relative to the pelvis, from -1 (right only) to +1 (left only); mirroring flips its sign.
 Emotional expression is lateralised (the left side of the body is often more expressive) and
 one-sided gestures differ from bilateral ones (Roether 2009; Kleinsmith & Bianchi-Berthouze
-2013).""")
+2013).""", mirror_sign=-1)
 def _(c: _Context) -> float:
     s = c.wrist_rel_speed
     left, right = K.nanmean(s[:, 0]), K.nanmean(s[:, 1])
@@ -523,7 +599,7 @@ sideways for side-stepping); 0 when the feet do not step (separation range under
 {STEPPING_RANGE} leg length, or no rhythm). Cadence rises with arousal (joy, anger) and falls in
 sadness (Roether 2009; Gross, Crane & Fredrickson 2012; Karg 2013).""")
 def _(c: _Context) -> float:
-    return c.stride_frequency
+    return c.gait[1]
 
 
 @_descriptor("stride_length", "1 (per leg length)", ("pelvis", "l_ankle", "r_ankle"), """
@@ -531,8 +607,10 @@ Distance travelled per stride (travel speed divided by stride frequency), per le
 when the feet do not step. Long strides go with anger, joy and pride, short shuffling strides
 with sadness and low confidence (Roether 2009; Gross, Crane & Fredrickson 2012).""")
 def _(c: _Context) -> float:
-    f = c.stride_frequency
-    return K.nanmean(c.root_hspeed) / f / c.leg if f > 0 else 0.0 if f == 0 else math.nan
+    f = c.gait[1]
+    if math.isnan(f) or f == 0.0:
+        return f  # NaN: too short to tell; 0: not stepping
+    return K.nanmean(c.root_hspeed) / f / c.leg
 
 
 @_descriptor("step_width", "1 (per leg length)", ("l_ankle", "r_ankle"), """
@@ -598,12 +676,11 @@ def _(c: _Context) -> float:
 
 
 def _knees(c: _Context) -> np.ndarray:  # (T, 2)
-    return np.stack([K.flexion_deg(c.P, f"{s}_hip", f"{s}_knee", f"{s}_ankle") for s in "lr"], 1)
+    return c.flexion(("l_hip", "l_knee", "l_ankle"), ("r_hip", "r_knee", "r_ankle"))
 
 
 def _elbows(c: _Context) -> np.ndarray:  # (T, 2)
-    return np.stack([K.flexion_deg(c.P, f"{s}_shoulder", f"{s}_elbow", f"{s}_wrist")
-                     for s in "lr"], 1)
+    return c.flexion(("l_shoulder", "l_elbow", "l_wrist"), ("r_shoulder", "r_elbow", "r_wrist"))
 
 
 DESCRIPTORS: tuple[Descriptor, ...] = tuple(_REGISTRY)
@@ -675,7 +752,7 @@ class DescriptorLevels:
         return out
 
     def fit(self, matrix: np.ndarray, groups: Sequence[str | None] | None = None
-            ) -> "DescriptorLevels":
+            ) -> DescriptorLevels:
         matrix = np.asarray(matrix, dtype=np.float64)
         if matrix.ndim != 2 or matrix.shape[1] != len(self.names):
             raise ValueError(f"DescriptorLevels.fit: matrix must have shape (N, {len(self.names)})"
@@ -708,13 +785,13 @@ class DescriptorLevels:
         values_row: a dict name -> value (e.g. DescriptorResult.values) or a row in this
         object's `names` order (a row of descriptor_matrix)."""
         if isinstance(values_row, Mapping):
-            get = lambda k, n: values_row.get(n, math.nan)  # noqa: E731
+            get = lambda k, n: values_row.get(n, math.nan)
         else:
             row = np.asarray(values_row, dtype=np.float64).ravel()
             if row.shape[0] != len(self.names):
                 raise ValueError(f"DescriptorLevels.levels: row has {row.shape[0]} values, "
                                  f"expected {len(self.names)} (in DESCRIPTOR_NAMES order)")
-            get = lambda k, n: row[k]  # noqa: E731
+            get = lambda k, n: row[k]
         out: dict[str, Level | None] = {}
         for k, name in enumerate(self.names):
             v = get(k, name)
@@ -742,12 +819,12 @@ class DescriptorLevels:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> "DescriptorLevels":
+    def from_dict(cls, data: Mapping) -> DescriptorLevels:
         if data.get("kind") != "eai.descriptor_levels":
             raise ValueError("DescriptorLevels.from_dict: not a descriptor-levels object "
                              f"(kind={data.get('kind')!r})")
         obj = cls(names=data["names"], min_group_size=data.get("min_group_size", 8))
-        dec = lambda th: {n: (float(v[0]), float(v[1])) for n, v in th.items()}  # noqa: E731
+        dec = lambda th: {n: (float(v[0]), float(v[1])) for n, v in th.items()}
         obj.global_thresholds = dec(data.get("global", {}))
         obj.group_thresholds = {g: dec(th) for g, th in data.get("groups", {}).items()}
         obj.group_counts = {g: int(n) for g, n in data.get("group_counts", {}).items()}

@@ -28,7 +28,7 @@ UP = np.array([0.0, 1.0, 0.0])
 
 def nanmean(x: np.ndarray) -> float:
     m = float(np.mean(x)) if np.size(x) else math.nan
-    if m == m or not np.size(x):
+    if not math.isnan(m) or not np.size(x):
         return m
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -37,7 +37,7 @@ def nanmean(x: np.ndarray) -> float:
 
 def nanstd(x: np.ndarray) -> float:
     s = float(np.std(x)) if np.size(x) else math.nan
-    if s == s or not np.size(x):
+    if not math.isnan(s) or not np.size(x):
         return s
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -48,23 +48,45 @@ def nanmedian(x: np.ndarray) -> float:
     if not np.size(x):
         return math.nan
     m = float(np.median(x))
-    if m == m:
+    if not math.isnan(m):
         return m
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return float(np.nanmedian(x))
 
 
-def nanpercentile(x: np.ndarray, q, axis=None) -> np.ndarray:
-    """np.percentile, falling back to np.nanpercentile when the input has NaN."""
-    if not np.size(x):
-        return np.full(np.shape(q), math.nan)
-    p = np.percentile(x, q, axis=axis)
-    if np.isnan(p).any():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            p = np.nanpercentile(x, q, axis=axis)
-    return p
+def nanpercentile(x: np.ndarray, q, axis: int | None = None) -> np.ndarray:
+    """Percentiles (linear interpolation, like np.percentile) ignoring NaN; NaN where a slice
+    has no finite value. One sort instead of np.percentile's machinery: several times faster
+    on the short arrays of one clip. q: a number or a sequence (then stacked first)."""
+    a = np.asarray(x, dtype=np.float64)
+    if axis is None:
+        a = a.reshape(-1)
+        axis = 0
+    a = np.sort(np.moveaxis(a, axis, 0), axis=0)  # NaN sorts last
+    scalar_q = np.ndim(q) == 0
+    qs = np.atleast_1d(np.asarray(q, dtype=np.float64)) / 100.0
+    m = a.shape[0]
+    if m and not np.isnan(a[-1]).any():  # nothing missing: the same index for every slice
+        pos = qs * (m - 1)
+        lo = np.floor(pos).astype(np.intp)
+        hi = np.minimum(lo + 1, m - 1)
+        frac = (pos - lo).reshape((-1,) + (1,) * (a.ndim - 1))
+        out = a[lo] + (a[hi] - a[lo]) * frac
+        return out[0] if scalar_q else out
+    n = m - np.isnan(a).sum(axis=0)  # finite count per slice
+    qs = qs.reshape((-1,) + (1,) * (a.ndim - 1))
+    pos = qs * np.maximum(n - 1, 0)
+    lo = np.floor(pos).astype(np.intp)
+    hi = np.minimum(lo + 1, np.maximum(n - 1, 0))
+    frac = pos - lo
+    if m == 0:
+        out = np.full(np.broadcast_shapes(pos.shape, a.shape[1:]), math.nan)
+    else:
+        lo_v = np.take_along_axis(a, np.broadcast_to(lo, pos.shape), axis=0)
+        hi_v = np.take_along_axis(a, np.broadcast_to(hi, pos.shape), axis=0)
+        out = np.where(n > 0, lo_v + (hi_v - lo_v) * frac, math.nan)
+    return out[0] if scalar_q else out
 
 
 def norm(v: np.ndarray) -> np.ndarray:
@@ -72,11 +94,18 @@ def norm(v: np.ndarray) -> np.ndarray:
     return np.sqrt(np.einsum("...i,...i->...", v, v))
 
 
+def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cross product over the last axis (broadcasting; cheaper than np.cross on small arrays)."""
+    a0, a1, a2 = a[..., 0], a[..., 1], a[..., 2]
+    b0, b1, b2 = b[..., 0], b[..., 1], b[..., 2]
+    return np.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], axis=-1)
+
+
 # --- derivatives and smoothing ---------------------------------------------------------------
 
 def odd_window(fps: float, seconds: float, num_frames: int, minimum: int) -> int:
     """An odd window length of about `seconds`, at least `minimum`, at most num_frames."""
-    w = max(minimum, int(round(seconds * fps)) | 1)
+    w = max(minimum, round(seconds * fps) | 1)
     if w > num_frames:
         w = num_frames if num_frames % 2 else num_frames - 1
     return w
@@ -121,7 +150,7 @@ def savgol(x: np.ndarray, fps: float, *, window_s: float, polyorder: int, deriv:
 
 def moving_average(x: np.ndarray, fps: float, window_s: float) -> np.ndarray:
     """Centred moving average along axis 0 (edges repeat the end samples)."""
-    w = max(1, int(round(window_s * fps)))
+    w = max(1, round(window_s * fps))
     if w <= 1:
         return x
     return uniform_filter1d(x, size=min(w, x.shape[0]), axis=0, mode="nearest")
@@ -167,10 +196,13 @@ def heading_axes(positions: np.ndarray, joint_mask: np.ndarray, fps: float,
 
 def to_heading_frame(vectors: np.ndarray, left: np.ndarray, fwd: np.ndarray) -> np.ndarray:
     """Vectors (T, ..., 3) expressed as (left, up, forward) components of each frame's heading."""
-    extra = vectors.ndim - 2
-    lf = left.reshape(left.shape[0], *([1] * extra), 3)
-    ff = fwd.reshape(fwd.shape[0], *([1] * extra), 3)
-    return np.stack([(vectors * lf).sum(-1), vectors[..., 1], (vectors * ff).sum(-1)], axis=-1)
+    t = vectors.shape[0]
+    flat = vectors.reshape(t, -1, 3)
+    out = np.empty_like(flat, dtype=np.float64)
+    np.einsum("tjk,tk->tj", flat, left, out=out[..., 0])
+    out[..., 1] = flat[..., 1]
+    np.einsum("tjk,tk->tj", flat, fwd, out=out[..., 2])
+    return out.reshape(vectors.shape)
 
 
 def pitch_deg(vec: np.ndarray, fwd: np.ndarray) -> np.ndarray:
@@ -190,7 +222,7 @@ def yaw_deg(vec: np.ndarray) -> np.ndarray:
 
 def angle_between_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Angle between vectors a and b (..., 3) in degrees, numerically stable (atan2)."""
-    return np.degrees(np.arctan2(norm(np.cross(a, b)), (a * b).sum(-1)))
+    return np.degrees(np.arctan2(norm(cross(a, b)), (a * b).sum(-1)))
 
 
 def flexion_deg(positions: np.ndarray, proximal: str, middle: str, distal: str) -> np.ndarray:
@@ -217,8 +249,8 @@ def autocorrelation_peak(signal: np.ndarray, fps: float, min_lag_s: float, max_l
     if np.isnan(x).any():
         x = np.where(np.isnan(x), np.nanmean(x) if (~np.isnan(x)).any() else 0.0, x)
     n = x.shape[0]
-    lo = max(1, int(math.floor(min_lag_s * fps)))
-    hi = min(int(math.ceil(max_lag_s * fps)), n // 2)
+    lo = max(1, math.floor(min_lag_s * fps))
+    hi = min(math.ceil(max_lag_s * fps), n // 2)
     if hi - lo < 2:
         return math.nan, math.nan
     x = x - x.mean()
@@ -247,9 +279,16 @@ def segment_length(positions: np.ndarray, a: str, b: str) -> float:
     return nanmedian(norm(positions[:, _J[a]] - positions[:, _J[b]]))
 
 
+_LEG_TOP = [_J[n] for n in ("l_hip", "l_knee", "r_hip", "r_knee")]
+_LEG_BOTTOM = [_J[n] for n in ("l_knee", "l_ankle", "r_knee", "r_ankle")]
+
+
 def leg_length(positions: np.ndarray) -> float:
-    """Median thigh + shin length, averaged over both legs (metres)."""
-    legs = [segment_length(positions, f"{s}_hip", f"{s}_knee")
-            + segment_length(positions, f"{s}_knee", f"{s}_ankle") for s in "lr"]
-    legs = [v for v in legs if v == v]
-    return sum(legs) / len(legs) if legs else math.nan
+    """Median thigh + shin length, averaged over the legs that are present (metres)."""
+    seg = norm(positions[:, _LEG_TOP] - positions[:, _LEG_BOTTOM])  # (T, 4)
+    med = np.median(seg, axis=0)  # l thigh, l shin, r thigh, r shin
+    if np.isnan(med).any():
+        med = nanpercentile(seg, 50, axis=0)
+    legs = med[0::2] + med[1::2]
+    legs = legs[~np.isnan(legs)]
+    return float(legs.mean()) if legs.size else math.nan

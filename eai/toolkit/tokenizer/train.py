@@ -180,15 +180,18 @@ def train_tokenizer(dataset_dirs: Sequence[str | Path], out_dir: str | Path,
     feats = _features(train)
     mean, std = _stats(feats)
     torch.manual_seed(cfg.seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
     threads = torch.get_num_threads()
+    det = (torch.are_deterministic_algorithms_enabled(),
+           torch.is_deterministic_algorithms_warn_only_enabled())
+    torch.use_deterministic_algorithms(True, warn_only=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     try:
         model = build_model(cfg)
         loss = _fit(model, _Crops(feats, cfg, mean, std), cfg, progress)
-    finally:
+    finally:  # leave the caller's torch settings as they were
         torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(det[0], warn_only=det[1])
     names = sorted({c.dataset for c in clips})
     tok = Tokenizer(cfg, model, mean, std, names)
     train_codes = tok.encode_many(train)
