@@ -248,7 +248,8 @@ def tokenizer_train(
     crop_frames: Optional[int] = typer.Option(None, help="Frames per training crop."),
     lr: Optional[float] = typer.Option(None, help="Peak learning rate."),
     held_out: Optional[float] = typer.Option(None, help="Fraction of clips held out."),
-    threads: Optional[int] = typer.Option(None, help="torch CPU threads (0: default)."),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads (default 1; 0: "
+                                          "torch's choice)."),
 ) -> None:
     """Train the spatio-temporal tokenizer; prints MPJPE and codebook usage."""
     from eai.toolkit.tokenizer import TokenizerConfig, train_tokenizer
@@ -261,7 +262,8 @@ def tokenizer_train(
         report = train_tokenizer([str(d) for d in datasets], out, config)
     except (FileNotFoundError, ValueError) as e:
         _fail(str(e))
-    console.print(f"{report.summary()}; {report.train_seconds:.0f} s", highlight=False)
+    console.print(f"{report.summary()}; {report.train_seconds:.0f} s", highlight=False,
+                  soft_wrap=True)
     console.print(f"tokenizer written to {out}/ (tokenizer.safetensors, tokenizer.json)")
 
 
@@ -309,11 +311,83 @@ def tokenizer_report(
     except (FileNotFoundError, ValueError) as e:
         _fail(str(e))
     for line in report_lines(tok.meta, usage, rec, f"all clips of {dataset}" if dataset else ""):
-        console.print(line, highlight=False)
+        console.print(line, highlight=False, soft_wrap=True)
     if plot:
         plot_usage(usage or tok.meta["usage_train"], plot,
                    f"{dataset.name}:" if dataset else "training clips:")
         console.print(f"codebook-usage plot written to {plot}")
+
+
+# -- eai model: EAI-LLM model directories (docs/model.md) -----------------------------------
+model_app = typer.Typer(help="Make and inspect EAI-LLM model directories.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+
+@model_app.command("init")
+def model_init(
+    out: Path = typer.Option(..., "-o", "--out", help="Model directory to write."),
+    tokenizer: Path = typer.Option(..., help="Skeleton tokenizer directory (eai tokenizer "
+                                   "train)."),
+    base: Optional[str] = typer.Option(None, help="Base causal LM: a local Hugging Face model "
+                                       "directory, a hub id, or smollm2-135m-instruct "
+                                       "(default, offline)."),
+    labels: Optional[str] = typer.Option(None, help="Label set, comma-separated (default: the "
+                                         "emotions of the tokenizer's datasets)."),
+    prompt_template: str = typer.Option("emotion_explain_v1", help="Prompt template id."),
+    name: Optional[str] = typer.Option(None, help="Model name in model_version (default: the "
+                                       "directory's name)."),
+    force: bool = typer.Option(False, help="Replace an existing model directory."),
+) -> None:
+    """Build a model directory: base LM + skeleton tokens + skeleton tokenizer + eai.json."""
+    import time
+
+    from eai.toolkit.model import ModelError, init_model
+
+    t0 = time.perf_counter()
+    try:
+        info = init_model(out, tokenizer, base=base, label_set=labels,
+                          prompt_template=prompt_template, name=name, force=force)
+    except (ModelError, OSError, ValueError) as e:
+        _fail(str(e))
+    a = info.added_tokens
+    console.print(f"model {info.model_version} written to {out} in "
+                  f"{time.perf_counter() - t0:.1f} s: base {info.base['name']}, "
+                  f"{a['count']} tokens added (ids {a['first_id']}..{a['last_id']}), labels "
+                  f"{','.join(info.label_set)} ({info.label_source})", highlight=False,
+                  soft_wrap=True)
+
+
+@model_app.command("info")
+def model_info(
+    model_dir: Path = typer.Argument(..., help="Model directory."),
+    as_json: bool = typer.Option(False, "--json", help="Print the whole eai.json."),
+) -> None:
+    """Print a model directory's eai.json essentials."""
+    import json
+
+    from eai.toolkit.model import ModelError, read_info
+
+    try:
+        info = read_info(model_dir)
+    except ModelError as e:
+        _fail(str(e))
+    if as_json:
+        console.print_json(json.dumps(info.to_dict()))
+        return
+    a, t = info.added_tokens, info.tokenizer
+    rows = [("model_version", info.model_version),
+            ("parent_version", info.parent_version or "-"),
+            ("base", f"{info.base.get('name')} ({info.base.get('source')})"),
+            ("skeleton tokenizer", (f"{t.get('kind')}, {t.get('num_codes')} codes, datasets "
+                                    f"{','.join(t.get('dataset_names') or []) or '-'}")),
+            ("labels", f"{','.join(info.label_set)} ({info.label_source})"),
+            ("prompt template", info.prompt_template),
+            ("vocabulary", (f"{info.vocab_size} ({a['count']} added: ids {a['first_id']}.."
+                            f"{a['last_id']})")),
+            ("weights", f"{info.dtype}, tied embeddings: {info.tied_embeddings}"),
+            ("created", f"{info.created_at} by eai {info.eai_version}")]
+    for k, v in rows:
+        console.print(f"{k + ':':20}{v}", highlight=False, soft_wrap=True)
 
 
 def main() -> None:  # pragma: no cover - console script entry

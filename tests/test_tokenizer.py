@@ -13,10 +13,14 @@ from eai.toolkit.dataset import load_clips
 from eai.toolkit.sample_data import write_sample_data
 from eai.toolkit.skeleton import JOINT_INDEX
 from eai.toolkit.tokenizer import TokenizerConfig, load_tokenizer, train_tokenizer
-from eai.toolkit.tokenizer.features import (clip_features, compose_positions, mirror_positions,
-                                            root_motion)
+from eai.toolkit.tokenizer.features import (
+    clip_features,
+    compose_positions,
+    mirror_positions,
+    root_motion,
+)
 
-TINY = dict(hidden=16, depth=1, batch_size=16, crop_frames=32, lr=3e-3, threads=1)
+TINY = {"hidden": 16, "depth": 1, "batch_size": 16, "crop_frames": 32, "lr": 3e-3, "threads": 1}
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +41,8 @@ def trained(sample_dataset, tmp_path_factory):
 
 def _masked_chest(clip):
     """An Emotion-Gait-like clip: no chest (NaN, joint_mask false)."""
-    c = dataclasses.replace(clip, positions=clip.positions.copy(), joint_mask=clip.joint_mask.copy(),
+    c = dataclasses.replace(clip, positions=clip.positions.copy(),
+                            joint_mask=clip.joint_mask.copy(),
                             clip_id=clip.clip_id + "-nochest", dataset="emotion-gait")
     c.positions[:, JOINT_INDEX["chest"]] = np.nan
     c.joint_mask[JOINT_INDEX["chest"]] = False
@@ -59,7 +64,7 @@ def test_features_round_trip_exactly(sample_dataset):
 
 def test_mirroring_swaps_sides_and_negates_x(sample_dataset):
     clip = load_clips(sample_dataset)[0]
-    pos, mask = mirror_positions(clip.positions, clip.joint_mask)
+    pos, _ = mirror_positions(clip.positions, clip.joint_mask)
     l, r = JOINT_INDEX["l_wrist"], JOINT_INDEX["r_wrist"]
     np.testing.assert_allclose(pos[:, l, 0], -clip.positions[:, r, 0])
     np.testing.assert_allclose(pos[:, l, 1:], clip.positions[:, r, 1:])

@@ -5,4 +5,4 @@ from eai.toolkit.tokenizer.config import TokenizerConfig
 from eai.toolkit.tokenizer.encode import Tokenizer, load_tokenizer
 from eai.toolkit.tokenizer.train import TokenizerReport, train_tokenizer
 
-__all__ = ["TokenizerConfig", "Tokenizer", "TokenizerReport", "load_tokenizer", "train_tokenizer"]
+__all__ = ["Tokenizer", "TokenizerConfig", "TokenizerReport", "load_tokenizer", "train_tokenizer"]

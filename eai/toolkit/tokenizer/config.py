@@ -23,7 +23,7 @@ class TokenizerConfig:
     depth: int = _f(2, "Residual blocks per time resolution (dilations 1, 3, 9, ...)")
     downsample: int = _f(2, "Stride-2 convolutions: one token per 2**downsample frames (2: x4)")
     fps: float = _f(30.0, "Frame rate the tokenizer works at (the datasets' frame rate)")
-    steps: int = _f(1500, "Optimiser steps")
+    steps: int = _f(2500, "Optimiser steps")
     batch_size: int = _f(32, "Crops per step")
     crop_frames: int = _f(64, "Frames per training crop (a multiple of the downsampling)")
     lr: float = _f(2e-3, "Peak AdamW learning rate (linear warm-up, cosine decay)")
@@ -35,7 +35,9 @@ class TokenizerConfig:
                               "the codec the masks of datasets with missing joints)")
     held_out_fraction: float = _f(0.1, "Fraction of each dataset's clips held out for MPJPE")
     seed: int = _f(0, "Seed of the split, the crops and the initialisation")
-    threads: int = _f(0, "torch CPU threads during training (0: torch's default)")
+    threads: int = _f(1, "torch CPU threads during training (0: torch's default). One is "
+                      "fastest for this small model on a shared 2-core machine: with two, "
+                      "each op waits for a core another process holds (10-30x slower steps)")
 
     def __post_init__(self) -> None:
         try:
@@ -90,7 +92,7 @@ class TokenizerConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TokenizerConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TokenizerConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:

@@ -15,17 +15,26 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from eai.toolkit.clip import Clip
 from eai.toolkit.tokenizer.config import TokenizerConfig
-from eai.toolkit.tokenizer.features import (NUM_PARTS, PART_MASK_WIDTH, PART_NAMES, PART_WIDTH,
-                                            clip_features, compose_positions, from_parts,
-                                            root_motion, to_parts)
+from eai.toolkit.tokenizer.features import (
+    NUM_PARTS,
+    PART_MASK_WIDTH,
+    PART_NAMES,
+    PART_WIDTH,
+    clip_features,
+    compose_positions,
+    from_parts,
+    root_motion,
+    to_parts,
+)
 from eai.toolkit.tokenizer.model import PartCodec
 
 WEIGHTS = "tokenizer.safetensors"

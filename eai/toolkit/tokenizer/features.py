@@ -59,7 +59,8 @@ PART_WIDTH = PART_INDEX.shape[1]  # values per part, padded (16)
 PART_MASK_WIDTH = PART_MASK_INDEX.shape[1]  # mask channels per part, padded (5)
 
 
-def mirror_positions(positions: np.ndarray, joint_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def mirror_positions(positions: np.ndarray,
+                     joint_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Left/right mirror: swap l_/r_ joints and negate X. (T, 19, 3), (19,) -> same shapes."""
     out = positions[:, _MIRROR].copy()
     out[..., 0] *= -1.0
@@ -149,12 +150,13 @@ def compose_positions(values: np.ndarray, root: np.ndarray | None, fps: float) -
     world origin facing +Z (drift grows with length; pass the true root to place the body)."""
     t = len(values)
     if root is None:
-        rate, vel = values[:, ROOT_SLICE.start + 2], values[:, ROOT_SLICE.start:ROOT_SLICE.start + 2]
+        r0 = ROOT_SLICE.start
+        rate, vel = values[:, r0 + 2], values[:, r0:r0 + 2]
         yaw = np.concatenate([[0.0], np.cumsum(rate[1:]) / fps])
         step = _rotate_y(np.stack([vel[:, 0], np.zeros(t), vel[:, 1]], axis=1), yaw) / fps
         step[0] = 0.0
         pelvis = np.cumsum(step, axis=0)
-        pelvis[:, 1] = values[:, ROOT_SLICE.start + 3]
+        pelvis[:, 1] = values[:, r0 + 3]
     else:
         pelvis, yaw = root[:t, :3].astype(np.float64), root[:t, 3].astype(np.float64)
     rel = values[:, : 3 * len(REL_JOINTS)].reshape(t, len(REL_JOINTS), 3).astype(np.float64)

@@ -9,19 +9,26 @@ The mean-pose baseline puts the training set's mean pose (in the heading frame) 
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from eai.toolkit.clip import Clip
 from eai.toolkit.skeleton import JOINT_INDEX
-from eai.toolkit.tokenizer.features import (NUM_FEATURES, PART_JOINTS, PART_NAMES,
-                                            compose_positions, root_motion)
+from eai.toolkit.tokenizer.features import (
+    NUM_FEATURES,
+    PART_JOINTS,
+    PART_NAMES,
+    compose_positions,
+    root_motion,
+)
 
 _PART_OF = {JOINT_INDEX[j]: p for p, joints in enumerate(PART_JOINTS) for j in joints}
 
 
-def _errors(true: np.ndarray, pred: np.ndarray, joint_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _errors(true: np.ndarray, pred: np.ndarray,
+            joint_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-joint sums of error (mm) and counts of valid frames, (19,) each, pelvis excluded."""
     ok = joint_mask[None] & np.isfinite(true).all(-1)
     ok[:, JOINT_INDEX["pelvis"]] = False

@@ -89,8 +89,9 @@ class PartCodec(nn.Module):
                                      for _ in range(downsample))
         self.enc_out = nn.Conv1d(H, P * d, 1, groups=P)
         self.dec_in = nn.Conv1d(P * d, H, 3, padding=1, groups=P)
-        self.dec_res = nn.ModuleList(nn.ModuleList(_Res(H, P, 3 ** i) for i in reversed(range(depth)))
-                                     for _ in range(downsample))
+        self.dec_res = nn.ModuleList(
+            nn.ModuleList(_Res(H, P, 3 ** i) for i in reversed(range(depth)))
+            for _ in range(downsample))
         self.dec_up = nn.ModuleList(nn.ConvTranspose1d(H, H, 4, 2, 1, groups=P)
                                     for _ in range(downsample))
         self.dec_out = nn.Conv1d(H, P * c_out, 3, padding=1, groups=P)

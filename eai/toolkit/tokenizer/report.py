@@ -27,9 +27,10 @@ def report_lines(meta: dict[str, Any], usage: dict[str, Any] | None = None,
     """Plain lines: reconstruction and codebook figures (from tokenizer.json unless given)."""
     r = meta["report"]
     cfg = meta["config"]
-    lines = [f"tokenizer: levels {'x'.join(map(str, cfg['levels']))} = {r['num_codes']} codes, "
-             f"hidden {cfg['hidden']}, {cfg['steps']} steps, one token per "
-             f"{2 ** cfg['downsample']} frames per part; eai {meta['eai_version']}"]
+    head = (f"tokenizer: levels {'x'.join(map(str, cfg['levels']))} = {r['num_codes']} codes, "
+            f"hidden {cfg['hidden']}, {cfg['steps']} steps, one token per "
+            f"{2 ** cfg['downsample']} frames per part; eai {meta['eai_version']}")
+    lines = [head]
     for d in meta["datasets"]:
         lines.append(f"trained on {', '.join(d['names'])}: {d['train_clips']} clips "
                      f"({d['held_out_clips']} held out) from {d['path']}")
@@ -71,9 +72,11 @@ def plot_usage(usage: dict[str, Any], path: str | Path, title: str = "") -> None
     a.set_title(f"{title} perplexity {usage['perplexity']}, used {usage['used_codes']}/"
                 f"{usage['num_codes']}, dead {usage['dead_codes']}".strip())
     ranked = np.sort(counts.sum(0))[::-1]
-    b.bar(np.arange(len(ranked)), np.maximum(ranked, 0.8), width=1.0, color="grey")
+    ranked = ranked[ranked > 0]  # dead codes have no bar
+    b.bar(np.arange(len(ranked)), ranked, width=1.0, color="grey")
+    b.set_xlim(-0.5, counts.shape[1] - 0.5)
     b.set_yscale("log")
-    b.set_xlabel("codes ranked by use")
+    b.set_xlabel("codes ranked by use (dead codes: no bar)")
     b.set_ylabel("uses (log)")
     fig.tight_layout()
     path = Path(path)

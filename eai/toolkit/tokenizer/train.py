@@ -10,11 +10,11 @@ is measured on the training clips (dead code = never used there).
 from __future__ import annotations
 
 import math
-import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,10 +23,15 @@ import eai
 from eai.toolkit import dataset as ds
 from eai.toolkit.clip import Clip
 from eai.toolkit.tokenizer.config import TokenizerConfig
-from eai.toolkit.tokenizer.encode import (CONFIG, FORMAT_VERSION, WEIGHTS, Tokenizer,
-                                          build_model)
-from eai.toolkit.tokenizer.features import (NUM_FEATURES, REL_JOINTS, ROOT_SLICE, clip_features,
-                                            mirror_positions, to_parts)
+from eai.toolkit.tokenizer.encode import CONFIG, FORMAT_VERSION, WEIGHTS, Tokenizer, build_model
+from eai.toolkit.tokenizer.features import (
+    NUM_FEATURES,
+    REL_JOINTS,
+    ROOT_SLICE,
+    clip_features,
+    mirror_positions,
+    to_parts,
+)
 from eai.toolkit.tokenizer.metrics import codebook_usage, reconstruction_error
 
 STD_FLOOR = 0.01  # m, m/s, rad/s: keeps near-constant channels from dominating the loss
@@ -65,7 +70,7 @@ def split_clips(clips: Sequence[Clip], fraction: float, seed: int) -> tuple[list
     for name in sorted({c.dataset for c in clips}):
         group = sorted((c for c in clips if c.dataset == name), key=lambda c: c.clip_id)
         perm = np.random.default_rng([seed, len(group)]).permutation(len(group))
-        n = min(int(round(fraction * len(group))), len(group) - 1)
+        n = min(round(fraction * len(group)), len(group) - 1)
         hold = set(perm[:n].tolist())
         for i, c in enumerate(group):
             (held if i in hold else train).append(c)
@@ -170,7 +175,8 @@ def _lr(step: int, cfg: TokenizerConfig) -> float:
 
 
 def train_tokenizer(dataset_dirs: Sequence[str | Path], out_dir: str | Path,
-                    config: TokenizerConfig | None = None, progress: bool = True) -> TokenizerReport:
+                    config: TokenizerConfig | None = None,
+                    progress: bool = True) -> TokenizerReport:
     """Train on the datasets, evaluate, and write tokenizer.safetensors + tokenizer.json."""
     cfg = config or TokenizerConfig()
     cfg.validate()
@@ -225,8 +231,14 @@ def train_tokenizer(dataset_dirs: Sequence[str | Path], out_dir: str | Path,
 
 
 def _fit(model, crops: _Crops, cfg: TokenizerConfig, progress: bool) -> float:
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     model.train()

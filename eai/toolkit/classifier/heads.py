@@ -1,0 +1,210 @@
+"""Linear heads on standardised clip features, with hyperparameters chosen by inner CV.
+
+Training rows are views of source clips (the clip, its mirror image, time-warped copies); every
+head is scored on the views a test clip is seen through (`tta` rows: the clip and its mirror),
+averaging a clip's scores over them. Inner folds split source clips, never views, so an augmented
+copy of a validation clip is never trained on. A head predicts with plain arrays (weights,
+intercept, standardisation), so a saved head needs neither scikit-learn nor pickle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Rows:
+    """Training rows: x (n, F) features, y (n,) labels, group (n,) source clip, tta (n,) bool."""
+
+    x: np.ndarray
+    y: np.ndarray
+    group: np.ndarray
+    tta: np.ndarray
+
+
+@dataclass
+class LinearHead:
+    """scores = ((x - mean) / std, NaN -> 0) @ coef.T + intercept, times `scale`."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    coef: np.ndarray  # (C, F)
+    intercept: np.ndarray  # (C,)
+    scale: float = 1.0
+
+    def scores(self, x: np.ndarray) -> np.ndarray:
+        z = standardise(x, self.mean, self.std)
+        return self.scale * (z @ self.coef.T + self.intercept)
+
+    def state(self, prefix: str) -> dict[str, np.ndarray]:
+        return {f"{prefix}.mean": self.mean, f"{prefix}.std": self.std,
+                f"{prefix}.coef": self.coef, f"{prefix}.intercept": self.intercept,
+                f"{prefix}.scale": np.array([self.scale])}
+
+    @classmethod
+    def from_state(cls, s: dict[str, np.ndarray], prefix: str) -> "LinearHead":
+        return cls(s[f"{prefix}.mean"], s[f"{prefix}.std"], s[f"{prefix}.coef"],
+                   s[f"{prefix}.intercept"], float(s[f"{prefix}.scale"][0]))
+
+
+def fit_standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column mean and std ignoring NaN; all-NaN columns get mean 0, constant ones std 1."""
+    x = np.where(np.isfinite(x), x, np.nan)
+    ok = np.isfinite(x)
+    n = ok.sum(0)
+    mean = np.where(n > 0, np.nansum(x, 0) / np.maximum(n, 1), 0.0)
+    var = np.where(n > 0, np.nansum((x - mean) ** 2, 0) / np.maximum(n, 1), 1.0)
+    std = np.sqrt(var)
+    return mean.astype(np.float32), np.where(std > 1e-9, std, 1.0).astype(np.float32)
+
+
+def standardise(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    z = (np.asarray(x, np.float64) - mean) / std
+    z[~np.isfinite(z)] = 0.0  # missing values become the training mean
+    return z
+
+
+def softmax(s: np.ndarray) -> np.ndarray:
+    s = s - s.max(axis=1, keepdims=True)
+    e = np.exp(s)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def tta_mean(scores: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean score per group (source clip): (groups, (G, C))."""
+    groups, inv = np.unique(group, return_inverse=True)
+    out = np.zeros((len(groups), scores.shape[1]))
+    np.add.at(out, inv, scores)
+    return groups, out / np.bincount(inv)[:, None]
+
+
+def inner_folds(rows: Rows, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train rows, validation tta rows) per inner fold, stratified over source clips; empty
+    when some class has fewer source clips than 2 (no inner CV possible)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    groups, first = np.unique(rows.group, return_index=True)
+    g_label = rows.y[first]
+    k = min(folds, int(np.bincount(g_label).min()) if len(g_label) else 0)
+    if folds == 0 or k < 2:
+        return []
+    skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    out = []
+    for _, val in skf.split(groups, g_label):
+        is_val = np.isin(rows.group, groups[val])
+        out.append((np.flatnonzero(~is_val), np.flatnonzero(is_val & rows.tta)))
+    return out
+
+
+def _default(candidates: tuple[float, ...]) -> float:
+    """The candidate used when no inner CV can run: the middle of the sorted list."""
+    c = sorted(candidates)
+    return c[(len(c) - 1) // 2]
+
+
+def _nll(scores: np.ndarray, y: np.ndarray) -> float:
+    p = softmax(scores)
+    return float(-np.mean(np.log(p[np.arange(len(y)), y] + 1e-12)))
+
+
+def _best(results: list[tuple[float, float, float]]) -> float:
+    """results: (candidate, accuracy, nll); best accuracy, then least nll, then first."""
+    return max(results, key=lambda r: (round(r[1], 9), -r[2]))[0]
+
+
+# --- logistic regression ----------------------------------------------------------------------
+
+def _fit_logreg(x: np.ndarray, y: np.ndarray, n_classes: int, C: float) -> LinearHead:
+    from sklearn.linear_model import LogisticRegression
+
+    mean, std = fit_standardiser(x)
+    z = standardise(x, mean, std)
+    coef = np.zeros((n_classes, x.shape[1]))
+    intercept = np.full(n_classes, -1e3)  # classes absent from training: never predicted
+    present = np.unique(y)
+    if len(present) == 1:
+        intercept[present[0]] = 0.0
+        return LinearHead(mean, std, coef, intercept)
+    m = LogisticRegression(C=C, max_iter=3000).fit(z, y)
+    if len(present) == 2:  # binary sklearn model: one weight vector for class 1
+        coef[present[1]], intercept[present[1]] = m.coef_[0], m.intercept_[0]
+        intercept[present[0]] = 0.0
+    else:
+        coef[m.classes_], intercept[m.classes_] = m.coef_, m.intercept_
+    return LinearHead(mean, std, coef, intercept)
+
+
+def fit_logreg(rows: Rows, n_classes: int, candidates: tuple[float, ...], folds: int,
+               seed: int) -> tuple[LinearHead, dict]:
+    """Standardised multinomial logistic regression; C by inner CV (accuracy, then log-loss)."""
+    splits = inner_folds(rows, folds, seed)
+    if splits and len(candidates) > 1:
+        results = []
+        for C in candidates:
+            s_all, y_all = [], []
+            for tr, va in splits:
+                head = _fit_logreg(rows.x[tr], rows.y[tr], n_classes, C)
+                _, s = tta_mean(head.scores(rows.x[va]), rows.group[va])
+                g, first = np.unique(rows.group[va], return_index=True)
+                s_all.append(s)
+                y_all.append(rows.y[va][first])
+            s, y = np.concatenate(s_all), np.concatenate(y_all)
+            results.append((C, float(np.mean(s.argmax(1) == y)), _nll(s, y)))
+        best = _best(results)
+    else:
+        best, results = _default(candidates), []
+    head = _fit_logreg(rows.x, rows.y, n_classes, best)
+    return head, {"C": best, "inner_cv": [list(r) for r in results]}
+
+
+# --- ridge regression to one-hot targets (dual form: few rows, many features) -----------------
+
+def _ridge_dual(K: np.ndarray, Y: np.ndarray, alphas: list[float]) -> list[np.ndarray]:
+    """Dual coefficients A (n, C) for every alpha: (K + alpha I) A = Y - mean(Y)."""
+    lam, Q = np.linalg.eigh(K)
+    qy = Q.T @ (Y - Y.mean(0))
+    return [Q @ (qy / (lam + a)[:, None]) for a in alphas]
+
+
+def fit_ridge(rows: Rows, n_classes: int, alphas: tuple[float, ...],
+              temperatures: tuple[float, ...], folds: int, seed: int
+              ) -> tuple[LinearHead, dict]:
+    """Ridge regression of one-hot labels on standardised features; alpha by inner CV
+    (accuracy, then log-loss at the best temperature) and the softmax temperature by inner CV
+    (least log-loss)."""
+    mean, std = fit_standardiser(rows.x)
+    z = standardise(rows.x, mean, std) / np.sqrt(rows.x.shape[1])  # alpha per unit kernel
+    K = z @ z.T
+    Y = np.eye(n_classes)[rows.y]
+    splits = inner_folds(rows, folds, seed)
+    alphas_l, temps = list(alphas), list(temperatures)
+    info: dict = {}
+    if splits and (len(alphas_l) > 1 or len(temps) > 1):
+        val_scores = [[] for _ in alphas_l]
+        y_val = []
+        for tr, va in splits:
+            duals = _ridge_dual(K[np.ix_(tr, tr)], Y[tr], alphas_l)
+            g, first = np.unique(rows.group[va], return_index=True)
+            y_val.append(rows.y[va][first])
+            for i, A in enumerate(duals):
+                s = K[np.ix_(va, tr)] @ A + Y[tr].mean(0)
+                val_scores[i].append(tta_mean(s, rows.group[va])[1])
+        y_v = np.concatenate(y_val)
+        results, best_t = [], {}
+        for a, ss in zip(alphas_l, val_scores):
+            s = np.concatenate(ss)
+            nlls = [(_nll(t * s, y_v), t) for t in temps]
+            nll, best_t[a] = min(nlls)
+            results.append((a, float(np.mean(s.argmax(1) == y_v)), nll))
+        alpha = _best(results)
+        temp = best_t[alpha]
+        info["inner_cv"] = [list(r) for r in results]
+    else:
+        alpha, temp = _default(alphas), _default(temperatures)
+    A = _ridge_dual(K, Y, [alpha])[0]
+    coef = (z.T @ A).T / np.sqrt(rows.x.shape[1])  # primal weights on standardised features
+    head = LinearHead(mean, std, coef.astype(np.float32), Y.mean(0), scale=float(temp))
+    info.update(alpha=alpha, temperature=temp)
+    return head, info

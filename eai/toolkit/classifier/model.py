@@ -1,0 +1,318 @@
+"""MGSTClassifier: the learned clip-level embedding and emotion head of the MGST semantic level.
+
+A Method for `eai evaluate` (name "mgst"): fit(clips, labels, classes), predict_proba(clips),
+plus embed(clips) and save/load. Each branch (see ClassifierConfig) turns a clip into class
+scores; a clip's scores are averaged over its views at test time (the clip and its mirror
+image), so the prediction of a clip and of its mirror image are the same. The embedding is the
+concatenation of the branches' centred class scores, (n, C * branches): the label-trained
+directions of each linear head (a linear head has at most C - 1 of them); the emotion
+probabilities are the mean of the branches' softmaxes of those scores.
+
+Training views: the clip, its mirror image (left/right joints swapped, label kept), and per
+time-warp factor a warped copy and a mirrored warped copy, each rotated about Y by a random
+angle. View features are label-free and deterministic per (clip, seed), so they are cached by
+clip id and content between folds.
+
+Content reference (descriptors branch): the descriptors of a clip minus the mean over the
+training clips of the same dataset and action (the "typical" value for that movement), as the
+descriptor levels are relative to a per-action population. A clip whose action has no
+reference (unseen in training) goes to a second head trained on the raw descriptors.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from eai.toolkit.augment import mirror_clip, rotate_y, time_warp
+from eai.toolkit.classifier.config import ClassifierConfig
+from eai.toolkit.classifier.heads import LinearHead, Rows, fit_logreg, fit_ridge, softmax
+from eai.toolkit.classifier.rocket import MiniRocket
+from eai.toolkit.classifier.series import CHANNEL_NAMES, frame_channels
+from eai.toolkit.clip import Clip
+
+WEIGHTS_FILE = "classifier.safetensors"
+CONFIG_FILE = "classifier.json"
+
+
+@contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    import torch
+
+    old = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _key(clip: Clip) -> str | None:
+    """The content-reference key of a clip: dataset and action (None without an action)."""
+    return None if clip.action is None else f"{clip.dataset}\t{clip.action}"
+
+
+class MGSTClassifier:
+    """Clip -> emotion probabilities and a label-trained embedding (see the module docstring)."""
+
+    name = "mgst"
+
+    def __init__(self, config: ClassifierConfig | None = None, *, cache: bool = True):
+        self.config = config or ClassifierConfig()
+        self.cache: dict[tuple, tuple[np.ndarray, np.ndarray]] | None = {} if cache else None
+        self.classes: list[str] = []
+        self.info: dict = {}
+        self._fitted = False
+
+    # --- views and their features -------------------------------------------------------------
+    def _view_specs(self, train: bool) -> list[tuple[bool, float]]:
+        """(mirrored, time-warp factor) per view; the first 1-2 are the test-time views."""
+        cfg = self.config
+        specs = [(False, 1.0)] + ([(True, 1.0)] if cfg.mirror else [])
+        if train:
+            for w in cfg.time_warps:
+                specs += [(False, w)] + ([(True, w)] if cfg.mirror else [])
+        return specs
+
+    def _make_view(self, clip: Clip, index: int, mirrored: bool, warp: float) -> Clip:
+        v = mirror_clip(clip) if mirrored else clip
+        if warp != 1.0:
+            v = time_warp(v, warp)
+            if self.config.rotate_deg > 0:
+                rng = np.random.default_rng(
+                    [self.config.seed, zlib.crc32(clip.clip_id.encode()), index])
+                v = rotate_y(v, float(rng.uniform(-1, 1) * self.config.rotate_deg))
+        return v
+
+    def _view_features(self, clips: Sequence[Clip], train: bool
+                       ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, np.ndarray]:
+        """(descriptors (n, D), channel series, source clip index (n,), view index (n,)); a
+        clip's rows are consecutive, its unaugmented view first."""
+        from eai.toolkit.descriptors import descriptor_matrix
+
+        specs = self._view_specs(train)
+        keys, todo = [], {}
+        for ci, clip in enumerate(clips):
+            fp = (clip.clip_id, clip.num_frames, float(clip.fps),
+                  zlib.crc32(np.ascontiguousarray(clip.positions).tobytes()),
+                  self.config.seed, self.config.rotate_deg, self.config.fps)
+            for vi, spec in enumerate(specs):
+                k = (*fp, spec)
+                keys.append((k, ci, vi))
+                if (self.cache is None or k not in self.cache) and k not in todo:
+                    todo[k] = (clip, vi, spec)
+        computed = {}
+        if todo:
+            views = [self._make_view(c, vi, *spec) for c, vi, spec in todo.values()]
+            desc = descriptor_matrix(views)
+            for k, v, d in zip(todo, views, desc):
+                computed[k] = (d, frame_channels(v, self.config.fps))
+            if self.cache is not None:
+                self.cache.update(computed)
+        store = self.cache if self.cache is not None else computed
+        rows = [store[k] for k, _, _ in keys]
+        desc = np.stack([r[0] for r in rows]).astype(np.float64)
+        series = [r[1] for r in rows]
+        group = np.array([ci for _, ci, _ in keys])
+        view = np.array([vi for _, _, vi in keys])
+        return desc, series, group, view
+
+    # --- fitting --------------------------------------------------------------------------------
+    def fit(self, clips: Sequence[Clip], labels: np.ndarray, classes: list[str]) -> None:
+        cfg = self.config
+        labels = np.asarray(labels, dtype=int)
+        if len(clips) != len(labels):
+            raise ValueError(f"fit: {len(clips)} clips but {len(labels)} labels")
+        if len(clips) < 2:
+            raise ValueError("fit: need at least 2 training clips")
+        self.classes = list(classes)
+        n_classes = len(self.classes)
+        desc, series, group, view = self._view_features(clips, train=True)
+        tta = view < (2 if cfg.mirror else 1)
+        y = labels[group]
+        self.info = {"train_clips": len(clips), "train_rows": len(group)}
+        self.heads: dict[str, LinearHead] = {}
+        self.references: dict[str, np.ndarray] = {}
+        if "descriptors" in cfg.branches:
+            head, info = fit_logreg(Rows(desc, y, group, tta), n_classes, cfg.descriptor_C,
+                                    cfg.inner_folds, cfg.seed)
+            self.heads["descriptors_raw"], self.info["descriptors_raw"] = head, info
+            if cfg.action_reference:
+                self.references = self._fit_references(clips, desc, group, tta)
+                ref = self._reference_rows(clips, group)
+                has = ~np.isnan(ref).all(axis=1)
+                if has.any() and len(np.unique(y[has])) > 1:
+                    rows = Rows(desc[has] - ref[has], y[has], group[has], tta[has])
+                    head, info = fit_logreg(rows, n_classes, cfg.descriptor_C, cfg.inner_folds,
+                                            cfg.seed)
+                    self.heads["descriptors_ref"], self.info["descriptors_ref"] = head, info
+                    self.info["references"] = len(self.references)
+        if "rocket" in cfg.branches:
+            with _torch_threads(cfg.threads):
+                self.rocket = MiniRocket(cfg.rocket_features,
+                                         max(9, int(round(cfg.rocket_window_s * cfg.fps))),
+                                         cfg.seed)
+                self.rocket.fit([series[i] for i in np.flatnonzero(view == 0)])
+                feats = self.rocket.transform(series)
+            head, info = fit_ridge(Rows(feats, y, group, tta), n_classes, cfg.rocket_alphas,
+                                   cfg.rocket_temperatures, cfg.inner_folds, cfg.seed)
+            self.heads["rocket"], self.info["rocket"] = head, info
+        self._fitted = True
+
+    def _fit_references(self, clips: Sequence[Clip], desc: np.ndarray, group: np.ndarray,
+                        tta: np.ndarray) -> dict[str, np.ndarray]:
+        """Mean test-time-view descriptors per (dataset, action) with enough training clips."""
+        by_key: dict[str, list[int]] = {}
+        for i, c in enumerate(clips):
+            k = _key(c)
+            if k is not None:
+                by_key.setdefault(k, []).append(i)
+        refs = {}
+        for k, members in by_key.items():
+            if len(members) >= self.config.min_reference_clips:
+                rows = desc[np.isin(group, members) & tta]
+                with np.errstate(invalid="ignore"):
+                    ok = np.isfinite(rows)
+                    n = ok.sum(0)
+                    refs[k] = np.where(n > 0, np.where(ok, rows, 0).sum(0) / np.maximum(n, 1),
+                                       np.nan)
+        return refs
+
+    def _reference_rows(self, clips: Sequence[Clip], group: np.ndarray) -> np.ndarray:
+        width = len(next(iter(self.references.values()))) if self.references else 0
+        nan = np.full(width, np.nan)
+        per_clip = [self.references.get(_key(c), nan) if _key(c) else nan for c in clips]
+        return np.stack(per_clip)[group] if width else np.full((len(group), 0), np.nan)
+
+    # --- prediction ---------------------------------------------------------------------------
+    def branch_scores(self, clips: Sequence[Clip]) -> dict[str, np.ndarray]:
+        """Per branch, (n, C) class scores averaged over each clip's test-time views."""
+        if not self._fitted:
+            raise RuntimeError("MGSTClassifier: call fit() or load() before predicting")
+        if not len(clips):
+            return {b: np.zeros((0, len(self.classes))) for b in self.config.branches}
+        desc, series, group, _ = self._view_features(clips, train=False)
+        counts = np.bincount(group, minlength=len(clips))[:, None]
+
+        def per_clip(s: np.ndarray) -> np.ndarray:
+            out = np.zeros((len(clips), s.shape[1]))
+            np.add.at(out, group, s)
+            return out / counts
+
+        out = {}
+        if "descriptors" in self.config.branches:
+            s = self.heads["descriptors_raw"].scores(desc)
+            if "descriptors_ref" in self.heads and self.references:
+                ref = self._reference_rows(clips, group)
+                has = ~np.isnan(ref).all(axis=1)
+                if has.any():
+                    s[has] = self.heads["descriptors_ref"].scores(desc[has] - ref[has])
+            out["descriptors"] = per_clip(s)
+        if "rocket" in self.config.branches:
+            with _torch_threads(self.config.threads):
+                feats = self.rocket.transform(series)
+            out["rocket"] = per_clip(self.heads["rocket"].scores(feats))
+        return out
+
+    def embed(self, clips: Sequence[Clip]) -> np.ndarray:
+        """(n, C * branches) float32 embedding: each branch's class scores, centred per clip."""
+        scores = self.branch_scores(clips)
+        parts = [s - s.mean(axis=1, keepdims=True) for s in scores.values()]
+        return np.concatenate(parts, axis=1).astype(np.float32)
+
+    def predict_proba(self, clips: Sequence[Clip]) -> np.ndarray:
+        """(n, C) emotion probabilities: the mean of the branches' softmaxes."""
+        scores = self.branch_scores(clips)
+        return np.mean([softmax(s) for s in scores.values()], axis=0)
+
+    def predict(self, clips: Sequence[Clip]) -> list[str]:
+        return [self.classes[i] for i in self.predict_proba(clips).argmax(axis=1)]
+
+    @property
+    def embedding_dim(self) -> int:
+        return len(self.classes) * len(self.config.branches)
+
+    # --- persistence --------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> None:
+        """classifier.safetensors (every fitted array) + classifier.json (config, classes,
+        reference keys, chosen hyperparameters, eai version), written atomically."""
+        import torch
+        from safetensors.torch import save_file
+
+        from eai import __version__
+        from eai.toolkit.descriptors import DESCRIPTOR_NAMES
+
+        if not self._fitted:
+            raise RuntimeError("MGSTClassifier.save: nothing fitted yet")
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        tensors: dict[str, torch.Tensor] = {}
+        for name, head in self.heads.items():
+            for k, v in head.state(f"head.{name}").items():
+                tensors[k] = torch.from_numpy(np.ascontiguousarray(v, dtype=np.float64))
+        keys = sorted(self.references)
+        if keys:
+            tensors["references"] = torch.from_numpy(
+                np.stack([self.references[k] for k in keys]).astype(np.float64))
+        if "rocket" in self.heads:
+            for k, v in self.rocket.state().items():
+                tensors[f"rocket.{k}"] = v.contiguous()
+        meta = {"eai_version": __version__, "kind": "mgst-classifier", "format": 1,
+                "config": self.config.to_dict(), "classes": self.classes,
+                "reference_keys": [k.split("\t") for k in keys], "info": self.info,
+                "descriptor_names": list(DESCRIPTOR_NAMES), "channel_names": list(CHANNEL_NAMES)}
+        tmp_w, tmp_c = d / (WEIGHTS_FILE + ".tmp"), d / (CONFIG_FILE + ".tmp")
+        save_file(tensors, str(tmp_w))
+        tmp_c.write_text(json.dumps(meta, indent=2, default=float))
+        tmp_w.replace(d / WEIGHTS_FILE)
+        tmp_c.replace(d / CONFIG_FILE)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "MGSTClassifier":
+        from safetensors.torch import load_file
+
+        from eai.toolkit.descriptors import DESCRIPTOR_NAMES
+
+        d = Path(directory)
+        if not (d / CONFIG_FILE).is_file() or not (d / WEIGHTS_FILE).is_file():
+            raise FileNotFoundError(f"{d}: not a classifier directory (needs {CONFIG_FILE} and "
+                                    f"{WEIGHTS_FILE}; write one with MGSTClassifier.save)")
+        meta = json.loads((d / CONFIG_FILE).read_text())
+        if meta.get("kind") != "mgst-classifier":
+            raise ValueError(f"{d / CONFIG_FILE}: kind is {meta.get('kind')!r}, expected "
+                             f"'mgst-classifier'")
+        if meta["descriptor_names"] != list(DESCRIPTOR_NAMES):
+            raise ValueError(f"{d}: the classifier was trained on other kinematic descriptors "
+                             f"than this eai computes; retrain it")
+        if meta["channel_names"] != list(CHANNEL_NAMES):
+            raise ValueError(f"{d}: the classifier was trained on other per-frame channels than "
+                             f"this eai computes; retrain it")
+        self = cls(ClassifierConfig.from_dict(meta["config"]))
+        self.classes, self.info = list(meta["classes"]), meta.get("info", {})
+        t = load_file(str(d / WEIGHTS_FILE))
+        arrays = {k: v.numpy().astype(np.float64) for k, v in t.items()
+                  if k.startswith("head.")}
+        names = {k.split(".")[1] for k in arrays}
+        self.heads = {n: LinearHead.from_state(arrays, f"head.{n}") for n in names}
+        keys = ["\t".join(k) for k in meta["reference_keys"]]
+        self.references = ({k: r for k, r in zip(keys, t["references"].numpy().astype(np.float64))}
+                           if keys else {})
+        if "rocket" in self.heads:
+            self.rocket = MiniRocket.from_state(
+                {k[len("rocket."):]: v for k, v in t.items() if k.startswith("rocket.")},
+                self.config.seed)
+        self._fitted = True
+        return self
+
+
+def load_classifier(directory: str | Path) -> MGSTClassifier:
+    return MGSTClassifier.load(directory)
+
+
+__all__ = ["MGSTClassifier", "load_classifier"]
