@@ -5,7 +5,7 @@ What is measured:
   train     wall time of `train_tokenizer([bandai], out, TokenizerConfig())` with the DEFAULT
             config (loading the dataset, features, training, held-out evaluation, saving), plus
             the figures it reports: held-out MPJPE (mm), the mean-pose baseline on the same
-            clips, perplexity and used/dead codes on the training clips.
+            clips, root-motion errors, perplexity and used/dead codes on the training clips.
   encode    clips per minute of `Tokenizer.encode_many` on ONE core (torch.set_num_threads(1)),
             from Clip objects in memory to codes (features, normalisation, batching, the
             encoder; reading Parquet is not counted), on ~8 s clips: windows of 200-280 frames
@@ -99,6 +99,10 @@ def main() -> None:
 
         torch.set_num_threads(1)
         tok = load_tokenizer(out)
+        root = tok.meta["reconstruction"]["root"]
+        print(f"  held-out root motion error: velocity {root['velocity_mps']} m/s per frame, "
+              f"clip mean speed {root['clip_mean_speed_mps']} m/s, yaw rate "
+              f"{root['yaw_rate_dps']} deg/s, height {root['height_mm']} mm")
         clips = eight_second_clips(load_clips(dataset), args.encode_clips)
         frames = sum(c.num_frames for c in clips)
         tok.encode_many(clips[:50])  # warm-up
@@ -126,7 +130,8 @@ def main() -> None:
                             "torch": torch.__version__, "load_before": load0,
                             "load_after": load1},
                 "config": cfg.to_dict(), "train_seconds": round(train_s, 1),
-                "report": dataclasses.asdict(report), "encode_clips_per_min": round(rate),
+                "report": dataclasses.asdict(report), "root_error": root,
+                "encode_clips_per_min": round(rate),
                 "encode_single_clips_per_min": round(single_rate),
                 "encode_times_s": times}, indent=2))
 

@@ -109,7 +109,9 @@ def evaluate(
     datasets: Optional[str] = typer.Option(None, help="Only clips of these dataset names."),
     folds: int = typer.Option(5, help="k of the k-fold protocol."),
     repeats: int = typer.Option(5, help="Repeats (seeds) of the k-fold protocol."),
-    seed: int = typer.Option(0, help="First seed."),
+    seed: int = typer.Option(0, help="First seed (of the folds and of eai's classifier)."),
+    label: str = typer.Option("emotion", help="emotion (mapped emotions) or raw (each "
+                              "dataset's own labels, e.g. all Bandai-Namco styles)."),
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Folder for results.json "
                                        "and confusion-matrix PNGs (default: eval-PROTOCOL)."),
 ) -> None:
@@ -117,18 +119,20 @@ def evaluate(
     from rich.progress import Progress
 
     from eai.toolkit.baselines import DescriptorFeatures, DescriptorLogReg, MajorityClass
+    from eai.toolkit.classifier import ClassifierConfig, MGSTClassifier
     from eai.toolkit.eval_report import (confusion_table, plot_confusion, results_table,
                                          write_results)
     from eai.toolkit.evaluation import load_labelled_clips, make_splits, run_protocol
 
     try:
         data = load_labelled_clips([str(d) for d in dataset], _csv(actions), _csv(emotions),
-                                   _csv(datasets))
+                                   _csv(datasets), label=label)
         splits = make_splits(protocol, data, folds, repeats, seed)
     except (FileNotFoundError, ValueError) as e:
         _fail(str(e))
     features = DescriptorFeatures()
-    methods = [MajorityClass(), DescriptorLogReg(features)]
+    methods = [MajorityClass(), DescriptorLogReg(features),
+               MGSTClassifier(ClassifierConfig(seed=seed))]
     console.print(f"{len(data.clips)} clips, {len(data.classes)} emotions "
                   f"({', '.join(data.classes)}), {len(splits)} train/test splits")
     with Progress(console=err, transient=True) as progress:
@@ -144,7 +148,8 @@ def evaluate(
     write_results(out / "results.json", results, {
         "protocol": protocol, "datasets": [str(d) for d in dataset], "actions": _csv(actions),
         "emotions": data.classes, "clips": len(data.clips), "folds": folds, "repeats": repeats,
-        "seed": seed, "splits": len(splits)})
+        "seed": seed, "splits": len(splits), "label": label,
+        "mgst": {"config": methods[-1].config.to_dict(), "last_fold": methods[-1].info}})
     console.print(results_table(results, protocol))
     console.print(f"results and confusion matrices in {out}/")
     for r in results:

@@ -175,3 +175,21 @@ def test_cli_encode_and_report(trained, sample_dataset, tmp_path):
     r = runner.invoke(app, ["tokenizer", "train", str(sample_dataset), "-o", str(tmp_path / "t"),
                             "--steps", "0"])
     assert r.exit_code == 1 and "steps" in r.output
+
+
+def test_two_datasets_share_one_vocabulary(sample_dataset, fixtures_dir, tmp_path):
+    """Real Emotion-Gait fixtures (16 joints: no chest, no feet) train with the sample set."""
+    eg = tmp_path / "eg"
+    run_convert(ConvertConfig(inputs=[str(fixtures_dir / "npy")], out_dir=eg, workers=1))
+    cfg = TokenizerConfig(steps=10, held_out_fraction=0.2, seed=0, **TINY)
+    report = train_tokenizer([sample_dataset, eg], tmp_path / "tok", cfg, progress=False)
+    assert report.held_out_clips == 3 + 1 and report.train_clips == 12 + 2  # per-dataset split
+    tok = load_tokenizer(tmp_path / "tok")
+    assert {"<ds_sd>", "<ds_npy>", "<ds_other>"} <= set(tok.vocabulary())
+    meta = tok.meta
+    assert [d["clips"] for d in meta["datasets"]] == [15, 3]
+    for clip in load_clips(eg):
+        assert not clip.joint_mask.all()
+        assert tok.tokens_text(clip).split(" ")[1] == "<ds_npy>"
+        rec = tok.reconstruct(clip)
+        assert np.isfinite(rec[:, clip.joint_mask]).all()

@@ -162,21 +162,35 @@ class LabelledClips:
         return [c.dataset for c in self.clips]
 
 
+LABEL_FIELDS = ("emotion", "raw")
+
+
 def load_labelled_clips(dataset_dirs: Sequence[str], actions: Sequence[str] | None = None,
                         emotions: Sequence[str] | None = None,
-                        datasets: Sequence[str] | None = None) -> LabelledClips:
-    """Clips that carry an emotion, optionally restricted to some actions/emotions/datasets."""
+                        datasets: Sequence[str] | None = None,
+                        label: str = "emotion") -> LabelledClips:
+    """Clips that carry a label, optionally restricted to some actions/labels/datasets.
+
+    label: "emotion" (the mapped emotion; clips without one are skipped) or "raw" (the
+    dataset's own label, `label_raw`, e.g. every Bandai-Namco style including the character
+    styles that map to no emotion). `emotions` restricts the chosen label's values.
+    """
     from eai.toolkit.dataset import iter_clips
 
-    clips = [c for d in dataset_dirs for c in iter_clips(d, emotion_only=True)
-             if (actions is None or c.action in actions)
-             and (emotions is None or c.emotion in emotions)
+    if label not in LABEL_FIELDS:
+        raise ValueError(f"unknown label {label!r}; use emotion or raw")
+    field_name = "emotion" if label == "emotion" else "label_raw"
+    clips = [c for d in dataset_dirs for c in iter_clips(d, emotion_only=label == "emotion")
+             if getattr(c, field_name)
+             and (actions is None or c.action in actions)
+             and (emotions is None or getattr(c, field_name) in emotions)
              and (datasets is None or c.dataset in datasets)]
     if not clips:
-        raise ValueError("no clip with an emotion matches the selection (check --actions, "
-                         "--emotions, --datasets against `eai dataset info`)")
-    classes = list(emotions) if emotions else sorted({c.emotion for c in clips})
-    labels = np.array([classes.index(c.emotion) for c in clips])
+        raise ValueError(f"no clip with {'an emotion' if label == 'emotion' else 'a raw label'} "
+                         "matches the selection (check --actions, --emotions, --datasets "
+                         "against `eai dataset info`)")
+    classes = list(emotions) if emotions else sorted({getattr(c, field_name) for c in clips})
+    labels = np.array([classes.index(getattr(c, field_name)) for c in clips])
     return LabelledClips(clips, labels, classes)
 
 

@@ -23,15 +23,22 @@ from __future__ import annotations
 
 import json
 import zlib
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
 from eai.toolkit.augment import mirror_clip, rotate_y, time_warp
 from eai.toolkit.classifier.config import ClassifierConfig
-from eai.toolkit.classifier.heads import LinearHead, Rows, fit_logreg, fit_ridge, softmax
+from eai.toolkit.classifier.heads import (
+    LinearHead,
+    Rows,
+    fit_logreg,
+    fit_ridge,
+    softmax,
+)
+from eai.toolkit.classifier.reference import References
 from eai.toolkit.classifier.rocket import MiniRocket
 from eai.toolkit.classifier.series import CHANNEL_NAMES, frame_channels
 from eai.toolkit.clip import Clip
@@ -41,21 +48,22 @@ CONFIG_FILE = "classifier.json"
 
 
 @contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
+def _threads(n: int) -> Iterator[None]:
+    """At most n torch and BLAS threads inside (0: leave them as they are). On a busy machine
+    the default thread pools wait for cores other processes hold (10-50x slower solves)."""
     import torch
+    from threadpoolctl import threadpool_limits
 
-    old = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
+    if not n:
         yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        with threadpool_limits(limits=n):
+            yield
     finally:
         torch.set_num_threads(old)
-
-
-def _key(clip: Clip) -> str | None:
-    """The content-reference key of a clip: dataset and action (None without an action)."""
-    return None if clip.action is None else f"{clip.dataset}\t{clip.action}"
 
 
 class MGSTClassifier:
@@ -125,6 +133,10 @@ class MGSTClassifier:
 
     # --- fitting --------------------------------------------------------------------------------
     def fit(self, clips: Sequence[Clip], labels: np.ndarray, classes: list[str]) -> None:
+        with _threads(self.config.threads):
+            self._fit(clips, labels, classes)
+
+    def _fit(self, clips: Sequence[Clip], labels: np.ndarray, classes: list[str]) -> None:
         cfg = self.config
         labels = np.asarray(labels, dtype=int)
         if len(clips) != len(labels):
@@ -138,61 +150,51 @@ class MGSTClassifier:
         y = labels[group]
         self.info = {"train_clips": len(clips), "train_rows": len(group)}
         self.heads: dict[str, LinearHead] = {}
-        self.references: dict[str, np.ndarray] = {}
+        self.refs: dict[str, References] = {}
         if "descriptors" in cfg.branches:
-            head, info = fit_logreg(Rows(desc, y, group, tta), n_classes, cfg.descriptor_C,
+            raw = self._relative("dataset_descriptors", clips, desc, group, tta, fit=True)
+            head, info = fit_logreg(Rows(raw, y, group, tta), n_classes, cfg.descriptor_C,
                                     cfg.inner_folds, cfg.seed)
             self.heads["descriptors_raw"], self.info["descriptors_raw"] = head, info
             if cfg.action_reference:
-                self.references = self._fit_references(clips, desc, group, tta)
-                ref = self._reference_rows(clips, group)
+                self.refs["action"] = References.fit("action", clips, desc, group, tta,
+                                                     cfg.min_reference_clips)
+                ref = self.refs["action"].rows(clips, group, desc.shape[1])
                 has = ~np.isnan(ref).all(axis=1)
                 if has.any() and len(np.unique(y[has])) > 1:
                     rows = Rows(desc[has] - ref[has], y[has], group[has], tta[has])
                     head, info = fit_logreg(rows, n_classes, cfg.descriptor_C, cfg.inner_folds,
                                             cfg.seed)
                     self.heads["descriptors_ref"], self.info["descriptors_ref"] = head, info
-                    self.info["references"] = len(self.references)
+                    self.info["action_references"] = len(self.refs["action"].means)
         if "rocket" in cfg.branches:
-            with _torch_threads(cfg.threads):
-                self.rocket = MiniRocket(cfg.rocket_features,
-                                         max(9, int(round(cfg.rocket_window_s * cfg.fps))),
-                                         cfg.seed)
-                self.rocket.fit([series[i] for i in np.flatnonzero(view == 0)])
-                feats = self.rocket.transform(series)
+            self.rocket = MiniRocket(cfg.rocket_features,
+                                     max(9, round(cfg.rocket_window_s * cfg.fps)), cfg.seed)
+            self.rocket.fit([series[i] for i in np.flatnonzero(view == 0)])
+            feats = self._relative("dataset_rocket", clips, self.rocket.transform(series), group,
+                                   tta, fit=True)
             head, info = fit_ridge(Rows(feats, y, group, tta), n_classes, cfg.rocket_alphas,
                                    cfg.rocket_temperatures, cfg.inner_folds, cfg.seed)
             self.heads["rocket"], self.info["rocket"] = head, info
         self._fitted = True
 
-    def _fit_references(self, clips: Sequence[Clip], desc: np.ndarray, group: np.ndarray,
-                        tta: np.ndarray) -> dict[str, np.ndarray]:
-        """Mean test-time-view descriptors per (dataset, action) with enough training clips."""
-        by_key: dict[str, list[int]] = {}
-        for i, c in enumerate(clips):
-            k = _key(c)
-            if k is not None:
-                by_key.setdefault(k, []).append(i)
-        refs = {}
-        for k, members in by_key.items():
-            if len(members) >= self.config.min_reference_clips:
-                rows = desc[np.isin(group, members) & tta]
-                with np.errstate(invalid="ignore"):
-                    ok = np.isfinite(rows)
-                    n = ok.sum(0)
-                    refs[k] = np.where(n > 0, np.where(ok, rows, 0).sum(0) / np.maximum(n, 1),
-                                       np.nan)
-        return refs
-
-    def _reference_rows(self, clips: Sequence[Clip], group: np.ndarray) -> np.ndarray:
-        width = len(next(iter(self.references.values()))) if self.references else 0
-        nan = np.full(width, np.nan)
-        per_clip = [self.references.get(_key(c), nan) if _key(c) else nan for c in clips]
-        return np.stack(per_clip)[group] if width else np.full((len(group), 0), np.nan)
+    def _relative(self, name: str, clips: Sequence[Clip], x: np.ndarray, group: np.ndarray,
+                  tta: np.ndarray | None = None, fit: bool = False) -> np.ndarray:
+        """x relative to its clip's dataset reference (when dataset_reference is on); clips of
+        a dataset unseen in training are relative to the mean over all training clips."""
+        if not self.config.dataset_reference:
+            return x
+        if fit:
+            self.refs[name] = References.fit("dataset", clips, x, group, tta, fallback=True)
+        return x - self.refs[name].rows(clips, group, x.shape[1])
 
     # --- prediction ---------------------------------------------------------------------------
     def branch_scores(self, clips: Sequence[Clip]) -> dict[str, np.ndarray]:
         """Per branch, (n, C) class scores averaged over each clip's test-time views."""
+        with _threads(self.config.threads):
+            return self._branch_scores(clips)
+
+    def _branch_scores(self, clips: Sequence[Clip]) -> dict[str, np.ndarray]:
         if not self._fitted:
             raise RuntimeError("MGSTClassifier: call fit() or load() before predicting")
         if not len(clips):
@@ -207,16 +209,16 @@ class MGSTClassifier:
 
         out = {}
         if "descriptors" in self.config.branches:
-            s = self.heads["descriptors_raw"].scores(desc)
-            if "descriptors_ref" in self.heads and self.references:
-                ref = self._reference_rows(clips, group)
+            raw = self._relative("dataset_descriptors", clips, desc, group)
+            s = self.heads["descriptors_raw"].scores(raw)
+            if "descriptors_ref" in self.heads:
+                ref = self.refs["action"].rows(clips, group, desc.shape[1])
                 has = ~np.isnan(ref).all(axis=1)
                 if has.any():
                     s[has] = self.heads["descriptors_ref"].scores(desc[has] - ref[has])
             out["descriptors"] = per_clip(s)
         if "rocket" in self.config.branches:
-            with _torch_threads(self.config.threads):
-                feats = self.rocket.transform(series)
+            feats = self._relative("dataset_rocket", clips, self.rocket.transform(series), group)
             out["rocket"] = per_clip(self.heads["rocket"].scores(feats))
         return out
 
@@ -256,16 +258,17 @@ class MGSTClassifier:
         for name, head in self.heads.items():
             for k, v in head.state(f"head.{name}").items():
                 tensors[k] = torch.from_numpy(np.ascontiguousarray(v, dtype=np.float64))
-        keys = sorted(self.references)
-        if keys:
-            tensors["references"] = torch.from_numpy(
-                np.stack([self.references[k] for k in keys]).astype(np.float64))
+        ref_meta = {}
+        for name, ref in self.refs.items():
+            arrays, ref_meta[name] = ref.state(f"ref.{name}")
+            for k, v in arrays.items():
+                tensors[k] = torch.from_numpy(np.ascontiguousarray(v, dtype=np.float64))
         if "rocket" in self.heads:
             for k, v in self.rocket.state().items():
                 tensors[f"rocket.{k}"] = v.contiguous()
         meta = {"eai_version": __version__, "kind": "mgst-classifier", "format": 1,
                 "config": self.config.to_dict(), "classes": self.classes,
-                "reference_keys": [k.split("\t") for k in keys], "info": self.info,
+                "references": ref_meta, "info": self.info,
                 "descriptor_names": list(DESCRIPTOR_NAMES), "channel_names": list(CHANNEL_NAMES)}
         tmp_w, tmp_c = d / (WEIGHTS_FILE + ".tmp"), d / (CONFIG_FILE + ".tmp")
         save_file(tensors, str(tmp_w))
@@ -274,7 +277,7 @@ class MGSTClassifier:
         tmp_c.replace(d / CONFIG_FILE)
 
     @classmethod
-    def load(cls, directory: str | Path) -> "MGSTClassifier":
+    def load(cls, directory: str | Path) -> MGSTClassifier:
         from safetensors.torch import load_file
 
         from eai.toolkit.descriptors import DESCRIPTOR_NAMES
@@ -297,12 +300,11 @@ class MGSTClassifier:
         self.classes, self.info = list(meta["classes"]), meta.get("info", {})
         t = load_file(str(d / WEIGHTS_FILE))
         arrays = {k: v.numpy().astype(np.float64) for k, v in t.items()
-                  if k.startswith("head.")}
-        names = {k.split(".")[1] for k in arrays}
+                  if k.startswith(("head.", "ref."))}
+        names = {k.split(".")[1] for k in arrays if k.startswith("head.")}
         self.heads = {n: LinearHead.from_state(arrays, f"head.{n}") for n in names}
-        keys = ["\t".join(k) for k in meta["reference_keys"]]
-        self.references = ({k: r for k, r in zip(keys, t["references"].numpy().astype(np.float64))}
-                           if keys else {})
+        self.refs = {n: References.from_state(arrays, f"ref.{n}", m)
+                     for n, m in meta["references"].items()}
         if "rocket" in self.heads:
             self.rocket = MiniRocket.from_state(
                 {k[len("rocket."):]: v for k, v in t.items() if k.startswith("rocket.")},

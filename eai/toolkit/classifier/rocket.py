@@ -61,7 +61,7 @@ class MiniRocket:
                 "channel_masks": self.masks, "biases": torch.cat(self.biases, dim=1)}
 
     @classmethod
-    def from_state(cls, state: dict[str, torch.Tensor], seed: int = 0) -> "MiniRocket":
+    def from_state(cls, state: dict[str, torch.Tensor], seed: int = 0) -> MiniRocket:
         r = cls(seed=seed)
         r.mean, r.std = state["mean"].numpy(), state["std"].numpy()
         r.dilations = state["dilations"].numpy().astype(np.int64)
@@ -75,7 +75,7 @@ class MiniRocket:
     def num_output(self) -> int:
         return int(NUM_KERNELS * self.per_dilation.sum())
 
-    def fit(self, series: list[np.ndarray]) -> "MiniRocket":
+    def fit(self, series: list[np.ndarray]) -> MiniRocket:
         """series: list of (C, T_i) float arrays (NaN = missing)."""
         rng = np.random.default_rng(self.seed)
         allf = np.concatenate(series, axis=1).astype(np.float64)
@@ -144,9 +144,12 @@ class MiniRocket:
             odd = ((torch.arange(NUM_KERNELS) + di) % 2 == 1)  # pairs counting unpadded only
             keep = torch.where(odd[None, :, None], valid[:, None, :], full[:, None, :])
             y = torch.where(keep, y, torch.tensor(-torch.inf))
-            y, _ = torch.sort(y, dim=2)
-            b = self.biases[di][None].expand(len(series), -1, -1).contiguous()
-            above = t_max - torch.searchsorted(y.contiguous(), b, right=True)
+            if self.biases[di].shape[1] <= 4:  # few biases: count directly
+                above = (y.unsqueeze(-1) > self.biases[di][None, :, None, :]).sum(dim=2)
+            else:  # many: sort once, then binary search every bias
+                y, _ = torch.sort(y, dim=2)
+                b = self.biases[di][None].expand(len(series), -1, -1).contiguous()
+                above = t_max - torch.searchsorted(y.contiguous(), b, right=True)
             n = keep.sum(dim=2, keepdim=True).clamp(min=1)
             feats.append((above.float() / n).reshape(len(series), -1))
         return torch.cat(feats, dim=1).numpy()

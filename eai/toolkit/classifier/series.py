@@ -40,7 +40,7 @@ def resample(positions: np.ndarray, fps: float, target_fps: float) -> np.ndarray
     t = positions.shape[0]
     if t < 2 or abs(fps - target_fps) < 1e-6:
         return positions
-    n = max(2, int(round((t - 1) * target_fps / fps)) + 1)
+    n = max(2, round((t - 1) * target_fps / fps) + 1)
     src = np.linspace(0.0, t - 1, n)
     i0 = np.floor(src).astype(int)
     i1 = np.minimum(i0 + 1, t - 1)
@@ -58,9 +58,9 @@ def frame_channels(clip: Clip, fps: float = 30.0) -> np.ndarray:
         left = np.tile([1.0, 0.0, 0.0], (T, 1))
         fwd = np.tile([0.0, 0.0, 1.0], (T, 1))
     leg = K.leg_length(P)
-    if not (leg == leg and leg > 0.1):
+    if not (math.isfinite(leg) and leg > 0.1):
         trunk = K.segment_length(P, "pelvis", "neck")
-        leg = trunk / 0.52 if trunk == trunk and trunk > 0.05 else DEFAULT_LEG
+        leg = trunk / 0.52 if math.isfinite(trunk) and trunk > 0.05 else DEFAULT_LEG
     pelvis = P[:, PELVIS]
     rel = list(REL_JOINTS)
     local = K.to_heading_frame(P[:, rel] - pelvis[:, None], left, fwd) / leg  # (T, 18, 3)

@@ -23,11 +23,14 @@ class TokenizerConfig:
     depth: int = _f(2, "Residual blocks per time resolution (dilations 1, 3, 9, ...)")
     downsample: int = _f(2, "Stride-2 convolutions: one token per 2**downsample frames (2: x4)")
     fps: float = _f(30.0, "Frame rate the tokenizer works at (the datasets' frame rate)")
-    steps: int = _f(2500, "Optimiser steps")
+    steps: int = _f(2000, "Optimiser steps")
     batch_size: int = _f(32, "Crops per step")
     crop_frames: int = _f(64, "Frames per training crop (a multiple of the downsampling)")
     lr: float = _f(2e-3, "Peak AdamW learning rate (linear warm-up, cosine decay)")
     weight_decay: float = _f(1e-4, "AdamW weight decay")
+    root_weight: float = _f(4.0, "Loss weight of each root-motion value (pelvis velocity, yaw "
+                             "rate, height) relative to a pose value: the torso code carries "
+                             "both, and speed matters for emotion")
     mirror_prob: float = _f(0.5, "Probability of a left/right mirrored crop")
     rotate_deg: float = _f(10.0, "Max random rotation of the body about Y relative to its "
                            "heading frame, degrees (heading-estimate noise)")
@@ -37,7 +40,7 @@ class TokenizerConfig:
     seed: int = _f(0, "Seed of the split, the crops and the initialisation")
     threads: int = _f(1, "torch CPU threads during training (0: torch's default). One is "
                       "fastest for this small model on a shared 2-core machine: with two, "
-                      "each op waits for a core another process holds (10-30x slower steps)")
+                      "each op waits for a core another process holds (up to 30x slower)")
 
     def __post_init__(self) -> None:
         try:
@@ -68,6 +71,8 @@ class TokenizerConfig:
             raise bad("fps", "must be > 0")
         if not 0 < self.lr < 1:
             raise bad("lr", "must be in (0, 1)")
+        if not 0 < self.root_weight <= 100:
+            raise bad("root_weight", "must be in (0, 100]")
         if not 0 <= self.weight_decay < 1:
             raise bad("weight_decay", "must be in [0, 1)")
         for name in ("mirror_prob", "joint_dropout"):

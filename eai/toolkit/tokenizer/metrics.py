@@ -5,6 +5,9 @@ valid (frame, joint) pair of the clips (frames weigh equally), the pelvis exclud
 root, so its error is 0 by construction). Reconstructed positions = decoded pelvis-relative pose,
 rotated by the true heading, on the true root (`Tokenizer.decode(codes, root_motion)`).
 The mean-pose baseline puts the training set's mean pose (in the heading frame) on the same root.
+Root motion (in the torso code) is scored apart: mean absolute error of the decoded horizontal
+velocity (m/s, vector difference), yaw rate (degrees/s) and pelvis height (mm), over all frames,
+and of each clip's mean horizontal speed (m/s; per-frame velocity carries the gait's sway).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from eai.toolkit.tokenizer.features import (
     NUM_FEATURES,
     PART_JOINTS,
     PART_NAMES,
+    ROOT_SLICE,
+    clip_features,
     compose_positions,
     root_motion,
 )
@@ -53,8 +58,18 @@ def reconstruction_error(tokenizer, clips: Sequence[Clip],
     codes = codes if codes is not None else tokenizer.encode_many(clips)
     sums, counts = np.zeros(19), np.zeros(19, dtype=np.int64)
     base_sums = np.zeros(19)
+    root_err, root_n, clip_speed = np.zeros(3), 0, []
     mean = np.asarray(tokenizer.mean, np.float32)
+    r0 = ROOT_SLICE.start
     for clip, c in zip(clips, codes):
+        true, ok = clip_features(clip.positions, clip.joint_mask, clip.fps)
+        dec = tokenizer.decode_features(c)[: len(true)]
+        good = ok[:, r0:].all(1)
+        d = np.abs(dec[good, r0:] - true[good, r0:])
+        root_err += [np.hypot(d[:, 0], d[:, 1]).sum(), d[:, 2].sum(), d[:, 3].sum()]
+        root_n += int(good.sum())
+        speed = [np.hypot(f[good, r0], f[good, r0 + 1]).mean() for f in (dec, true)]
+        clip_speed.append(abs(speed[0] - speed[1]) if good.any() else np.nan)
         root = root_motion(clip.positions, clip.joint_mask)
         s, n = _errors(clip.positions, tokenizer.decode(c, root), clip.joint_mask)
         sums += s
@@ -64,6 +79,12 @@ def reconstruction_error(tokenizer, clips: Sequence[Clip],
         base_sums += _errors(clip.positions, base, clip.joint_mask)[0]
     out = _summary(sums, counts)
     out["mean_pose_baseline_mm"] = _summary(base_sums, counts)["mpjpe_mm"]
+    e = root_err / max(root_n, 1)
+    out["root"] = {"velocity_mps": round(float(e[0]), 3),
+                   "yaw_rate_dps": round(float(np.degrees(e[1])), 1),
+                   "height_mm": round(float(e[2]) * 1000, 1),
+                   "clip_mean_speed_mps": round(float(np.nanmean(clip_speed)), 3)
+                   if len(clip_speed) and not np.isnan(clip_speed).all() else None}
     return out
 
 

@@ -108,8 +108,8 @@ class PartCodec(nn.Module):
             out.append((torch.arange(t // 2 ** k)[None] < n[:, None]).float()[:, None])
         return out
 
-    def encode(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x (B, P*c_in, T), T a multiple of 4 -> (quantised (B, P, T/4, d), codes (B, P, T/4))."""
+    def latents(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """x (B, P*c_in, T), T a multiple of 4 -> unbounded latents (B, P, T/4, d)."""
         ms = self._masks(lengths, x.shape[-1])
         h = torch.relu(self.enc_in(x * ms[0])) * ms[0]
         for k, (down, res) in enumerate(zip(self.enc_down, self.enc_res)):
@@ -118,8 +118,11 @@ class PartCodec(nn.Module):
                 h = r(h, ms[k + 1])
         z = self.enc_out(h)
         b, _, t = z.shape
-        z = z.view(b, self.parts, self.dim, t).transpose(2, 3)
-        return self.fsq(z)
+        return z.view(b, self.parts, self.dim, t).transpose(2, 3)
+
+    def encode(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, P*c_in, T), T a multiple of 4 -> (quantised (B, P, T/4, d), codes (B, P, T/4))."""
+        return self.fsq(self.latents(x, lengths))
 
     def decode(self, q: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """q (B, P, T/4, d) quantised values -> (B, P*c_out, T)."""
@@ -134,5 +137,7 @@ class PartCodec(nn.Module):
         return self.dec_out(h) * ms[0]
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        q, codes = self.encode(x, lengths)
-        return self.decode(q, lengths), codes
+        """-> (reconstruction (B, P*c_out, T), unbounded latents (B, P, T/4, d))."""
+        z = self.latents(x, lengths)
+        q, _ = self.fsq(z)
+        return self.decode(q, lengths), z

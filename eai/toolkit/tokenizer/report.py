@@ -39,6 +39,11 @@ def report_lines(meta: dict[str, Any], usage: dict[str, Any] | None = None,
     lines.append(f"MPJPE ({where}): {rec['mpjpe_mm']} mm; mean-pose baseline "
                  f"{rec['mean_pose_baseline_mm']} mm")
     lines.append("  by part: " + ", ".join(f"{k} {v}" for k, v in rec["by_part"].items()))
+    if "root" in rec:
+        root = rec["root"]
+        lines.append(f"root motion error: velocity {root['velocity_mps']} m/s, yaw rate "
+                     f"{root['yaw_rate_dps']} deg/s, height {root['height_mm']} mm; clip mean "
+                     f"speed {root['clip_mean_speed_mps']} m/s")
     u = usage or meta["usage_train"]
     lines.append(f"codebook ({source or 'training clips'}): perplexity {u['perplexity']}, "
                  f"used {u['used_codes']}/{u['num_codes']}, dead {u['dead_codes']}, "
