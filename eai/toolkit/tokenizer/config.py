@@ -28,7 +28,7 @@ class TokenizerConfig:
     crop_frames: int = _f(64, "Frames per training crop (a multiple of the downsampling)")
     lr: float = _f(2e-3, "Peak AdamW learning rate (linear warm-up, cosine decay)")
     weight_decay: float = _f(1e-4, "AdamW weight decay")
-    root_weight: float = _f(4.0, "Loss weight of each root-motion value (pelvis velocity, yaw "
+    root_weight: float = _f(2.0, "Loss weight of each root-motion value (pelvis velocity, yaw "
                              "rate, height) relative to a pose value: the torso code carries "
                              "both, and speed matters for emotion")
     mirror_prob: float = _f(0.5, "Probability of a left/right mirrored crop")
