@@ -133,7 +133,8 @@ def evaluate(
     features = DescriptorFeatures()
     methods = [MajorityClass(), DescriptorLogReg(features),
                MGSTClassifier(ClassifierConfig(seed=seed))]
-    console.print(f"{len(data.clips)} clips, {len(data.classes)} emotions "
+    console.print(f"{len(data.clips)} clips, {len(data.classes)} "
+                  f"{'emotions' if label == 'emotion' else 'labels'} "
                   f"({', '.join(data.classes)}), {len(splits)} train/test splits")
     with Progress(console=err, transient=True) as progress:
         task = progress.add_task("evaluating", total=len(splits) * len(methods))
@@ -279,6 +280,8 @@ def tokenizer_encode(
     clip_ids: Optional[str] = typer.Option(None, help="Only these clip ids, comma-separated."),
     limit: Optional[int] = typer.Option(None, help="At most this many clips."),
     no_dataset_tag: bool = typer.Option(False, help="Leave out the <ds_...> token."),
+    no_semantic: bool = typer.Option(False, help="Leave out the <semantic> ... </semantic> "
+                                     "block of descriptor-level tokens."),
 ) -> None:
     """Print each clip's tokens as text (clip id, a tab, the tokens)."""
     from itertools import islice
@@ -289,7 +292,9 @@ def tokenizer_encode(
     try:
         tok = load_tokenizer(tokenizer)
         clips = list(islice(iter_clips(dataset, clip_ids=_csv(clip_ids)), limit))
-        texts = [tok.codes_text(c, None if no_dataset_tag else clip.dataset)
+        texts = [tok.codes_text(c, None if no_dataset_tag else clip.dataset,
+                                semantic=None if no_semantic or tok.levels is None
+                                else tok.semantic_tokens(clip))
                  for clip, c in zip(clips, tok.encode_many(clips))]
     except (FileNotFoundError, ValueError) as e:
         _fail(str(e))

@@ -193,3 +193,100 @@ def test_two_datasets_share_one_vocabulary(sample_dataset, fixtures_dir, tmp_pat
         assert tok.tokens_text(clip).split(" ")[1] == "<ds_npy>"
         rec = tok.reconstruct(clip)
         assert np.isfinite(rec[:, clip.joint_mask]).all()
+
+
+# -- semantic level: descriptor-level tokens ---------------------------------------------------
+def test_semantic_tokens_in_text_and_vocabulary(trained, sample_dataset):
+    from eai.toolkit.descriptors import DESCRIPTOR_NAMES, compute_descriptors
+
+    tok = load_tokenizer(trained[0])
+    assert tok.levels is not None and tok.levels.names == DESCRIPTOR_NAMES
+    vocab = tok.vocabulary()
+    assert len(vocab) == len(set(vocab)) == 3 + 2 + 512 + 2 + 3 * len(DESCRIPTOR_NAMES)
+    assert {"<semantic>", "</semantic>", "<sem_root_speed_mean_low>",
+            "<sem_root_speed_mean_typical>", "<sem_turn_rate_high>"} <= set(vocab)
+    clip = load_clips(sample_dataset)[0]
+    sem = tok.semantic_tokens(clip)
+    assert len(sem) == len(DESCRIPTOR_NAMES) - len(compute_descriptors(clip).missing) > 30
+    assert all(t.startswith("<sem_") and t.rsplit("_", 1)[1] in ("low>", "typical>", "high>")
+               for t in sem)
+    tokens = tok.tokens_text(clip).split(" ")
+    assert tokens[:3] == ["<motion>", "<ds_sd>", "<semantic>"]
+    end = tokens.index("</semantic>")
+    assert tokens[3:end] == sem and tokens[end + 1] == "<t>" and set(tokens) <= set(vocab)
+    assert "<sem" not in tok.tokens_text(clip, semantic=False)
+    # NaN descriptors are skipped: no left wrist -> the wrist and arm descriptors
+    masked = dataclasses.replace(clip, positions=clip.positions.copy(),
+                                 joint_mask=clip.joint_mask.copy())
+    masked.positions[:, JOINT_INDEX["l_wrist"]] = np.nan
+    masked.joint_mask[JOINT_INDEX["l_wrist"]] = False
+    missing = compute_descriptors(masked).missing
+    assert "wrist_speed_mean" in missing and not any(
+        f"<sem_{n}_" in t for n in missing for t in tok.semantic_tokens(masked))
+    assert len(tok.semantic_tokens(masked)) == len(DESCRIPTOR_NAMES) - len(missing)
+    assert set(tok.tokens_text(masked).split(" ")) <= set(vocab)
+    # deterministic: same tokens from a second load and a second call
+    assert load_tokenizer(trained[0]).semantic_tokens(clip) == sem == tok.semantic_tokens(clip)
+
+
+def test_tokenizer_without_descriptor_levels_still_loads(trained, sample_dataset, tmp_path):
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(trained[0], old)
+    meta = json.loads((old / "tokenizer.json").read_text())
+    del meta["descriptor_levels"]
+    (old / "tokenizer.json").write_text(json.dumps(meta))
+    tok, new = load_tokenizer(old), load_tokenizer(trained[0])
+    clip = load_clips(sample_dataset)[0]
+    assert tok.levels is None and tok.semantic_tokens(clip) == []
+    assert "<semantic>" not in tok.tokens_text(clip) and "<semantic>" not in tok.vocabulary()
+    assert tok.tokens_text(clip) == new.tokens_text(clip, semantic=False)
+    assert new.vocabulary()[: len(tok.vocabulary())] == tok.vocabulary()  # appended at the end
+
+
+def test_descriptor_levels_are_per_action(trained, sample_dataset):
+    from eai.toolkit.descriptors import (
+        DescriptorLevels,
+        compute_descriptors,
+        descriptor_matrix,
+    )
+    from eai.toolkit.tokenizer.train import fit_descriptor_levels
+
+    clips = load_clips(sample_dataset)  # 15 "walk" clips, all trained on (no held-out)
+    stored = load_tokenizer(trained[0]).levels.to_dict()
+    assert stored == DescriptorLevels().fit(descriptor_matrix(clips),
+                                            ["walk"] * len(clips)).to_dict()
+    assert stored["group_counts"] == {"walk": 15} and "walk" in stored["groups"]
+    # a second action, slower (the root moves at a third of the speed): its own terciles
+    slow = [dataclasses.replace(c, action="stroll", clip_id=c.clip_id + "-slow",
+                                positions=c.positions * np.array([1 / 3, 1, 1 / 3], np.float32))
+            for c in clips[:8]]
+    levels = fit_descriptor_levels(clips + slow)
+    assert levels.group_counts == {"stroll": 8, "walk": 15}
+    walk_th, stroll_th = (levels.thresholds("root_speed_mean", a) for a in ("walk", "stroll"))
+    assert stroll_th[1] < walk_th[0]
+    tok = load_tokenizer(trained[0])
+    tok.levels = levels
+    fastest = max(slow, key=lambda c: float(np.abs(np.diff(c.positions[:, 0, 2])).sum()))
+    assert "<sem_root_speed_mean_high>" in tok.semantic_tokens(fastest)  # fast for a stroll
+    as_walk = dataclasses.replace(fastest, action="walk")
+    assert "<sem_root_speed_mean_low>" in tok.semantic_tokens(as_walk)  # slow for a walk
+    other = dataclasses.replace(fastest, action="dance")  # unknown action: global terciles
+    assert tok.semantic_tokens(other) == [
+        f"<sem_{n}_{lv}>" for n, lv in levels.levels(compute_descriptors(other).values).items()
+        if lv is not None]
+
+
+def test_cli_encode_no_semantic(trained, sample_dataset):
+    from typer.testing import CliRunner
+
+    from eai.cli import app
+
+    args = ["tokenizer", "encode", str(sample_dataset), "--tokenizer", str(trained[0]),
+            "--limit", "1"]
+    runner = CliRunner()
+    with_sem, without = runner.invoke(app, args), runner.invoke(app, args + ["--no-semantic"])
+    assert with_sem.exit_code == 0 and without.exit_code == 0, with_sem.output + without.output
+    assert "\t<motion> <ds_sd> <semantic> <sem_" in with_sem.output
+    assert "<semantic>" not in without.output and "\t<motion> <ds_sd> <t> " in without.output

@@ -2,13 +2,17 @@
 
 Token text (read by the language model; see docs/tokenizer.md):
 
-    <motion> <ds_NAME> <t> <st_a> <st_b> <st_c> <st_d> <st_e> <t> ... </motion>
+    <motion> <ds_NAME> <semantic> <sem_root_speed_mean_high> ... </semantic> <t> <st_a> <st_b>
+    <st_c> <st_d> <st_e> <t> ... </motion>
 
 one `<t>` per time step (4 frames = 133 ms at 30 fps), then one code per body part in the fixed
 order torso (with root motion), left arm, right arm, left leg, right leg. Codes share one
 vocabulary `<st_0>` ... `<st_{N-1}>` (N = prod(levels), 512 by default). `<ds_NAME>` names the
 clip's dataset (`<ds_other>` for a dataset the tokenizer was not trained on); it is left out
-with dataset_tag=False.
+with dataset_tag=False. The `<semantic>` block (the semantic level) holds one
+`<sem_NAME_LEVEL>` token per computable kinematic descriptor, LEVEL low / typical / high against
+the training clips of the same action (`DescriptorLevels`); it is left out with semantic=False,
+and absent for tokenizers saved without descriptor levels (tokenizer.json before they existed).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import numpy as np
 import torch
 
 from eai.toolkit.clip import Clip
+from eai.toolkit.descriptors import DescriptorLevels, compute_descriptors
 from eai.toolkit.tokenizer.config import TokenizerConfig
 from eai.toolkit.tokenizer.features import (
     NUM_PARTS,
@@ -41,6 +46,12 @@ WEIGHTS = "tokenizer.safetensors"
 CONFIG = "tokenizer.json"
 FORMAT_VERSION = 1
 MOTION_START, MOTION_END, STEP, OTHER_DATASET = "<motion>", "</motion>", "<t>", "<ds_other>"
+SEMANTIC_START, SEMANTIC_END = "<semantic>", "</semantic>"
+LEVELS = ("low", "typical", "high")
+
+
+def semantic_token(name: str, level: str) -> str:
+    return f"<sem_{name}_{level}>"
 
 
 def dataset_tag(name: str) -> str:
@@ -57,11 +68,13 @@ class Tokenizer:
     """A codec plus the normalisation it was trained with. Build with `load_tokenizer(dir)`."""
 
     def __init__(self, config: TokenizerConfig, model: PartCodec, mean: np.ndarray,
-                 std: np.ndarray, datasets: Sequence[str] = (), meta: dict[str, Any] | None = None):
+                 std: np.ndarray, datasets: Sequence[str] = (), meta: dict[str, Any] | None = None,
+                 levels: DescriptorLevels | None = None):
         self.config, self.model = config, model.eval()
         self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
         self.datasets = list(datasets)  # dataset names it was trained on (their tags exist)
         self.meta = meta or {}  # tokenizer.json as loaded (report, split, provenance)
+        self.levels = levels  # descriptor levels (semantic tokens); None: no semantic tokens
 
     @property
     def factor(self) -> int:
@@ -161,23 +174,45 @@ class Tokenizer:
         tag = dataset_tag(name)
         return tag if tag in {dataset_tag(d) for d in self.datasets} else OTHER_DATASET
 
-    def codes_text(self, codes: np.ndarray, dataset: str | None = None, sep: str = " ") -> str:
-        """Token text of (S, 5) codes (see the module docstring); dataset None: no tag."""
+    def semantic_tokens(self, clip: Clip) -> list[str]:
+        """`<sem_NAME_LEVEL>` for each descriptor computable on the clip (NaN ones skipped), in
+        the levels' descriptor order; levels are relative to the clip's action where the
+        training set had enough clips of it, else to all training clips. [] without levels."""
+        if self.levels is None:
+            return []
+        values = compute_descriptors(clip).values
+        return [semantic_token(name, level)
+                for name, level in self.levels.levels(values, group=clip.action).items()
+                if level is not None]
+
+    def codes_text(self, codes: np.ndarray, dataset: str | None = None, sep: str = " ",
+                   semantic: Sequence[str] | None = None) -> str:
+        """Token text of (S, 5) codes (see the module docstring); dataset None: no tag;
+        semantic: the clip's `semantic_tokens` for a `<semantic>` block (None: no block)."""
         tokens = [MOTION_START] + ([self.dataset_token(dataset)] if dataset is not None else [])
+        if semantic is not None:
+            tokens += [SEMANTIC_START, *semantic, SEMANTIC_END]
         for step in np.asarray(codes):
             tokens.append(STEP)
             tokens.extend(f"<st_{int(c)}>" for c in step)
         tokens.append(MOTION_END)
         return sep.join(tokens)
 
-    def tokens_text(self, clip: Clip, dataset_tag: bool = True, sep: str = " ") -> str:
-        return self.codes_text(self.encode(clip), clip.dataset if dataset_tag else None, sep)
+    def tokens_text(self, clip: Clip, dataset_tag: bool = True, sep: str = " ",
+                    semantic: bool = True) -> str:
+        """The clip's token text; semantic=False (or a tokenizer without descriptor levels)
+        leaves out the `<semantic>` block."""
+        sem = self.semantic_tokens(clip) if semantic and self.levels is not None else None
+        return self.codes_text(self.encode(clip), clip.dataset if dataset_tag else None, sep,
+                               sem)
 
     def vocabulary(self) -> list[str]:
         """Every token string tokens_text can produce (what an LM must add), in a fixed order."""
         tags = sorted({dataset_tag(d) for d in self.datasets} | {OTHER_DATASET})
+        sem = [] if self.levels is None else [SEMANTIC_START, SEMANTIC_END] + [
+            semantic_token(n, lv) for n in self.levels.names for lv in LEVELS]
         return ([MOTION_START, MOTION_END, STEP] + tags
-                + [f"<st_{i}>" for i in range(self.num_codes)])
+                + [f"<st_{i}>" for i in range(self.num_codes)] + sem)
 
     @property
     def part_names(self) -> tuple[str, ...]:
@@ -201,5 +236,7 @@ def load_tokenizer(directory: str | Path) -> Tokenizer:
     model = build_model(config)
     model.load_state_dict(load_file(str(directory / WEIGHTS)))
     norm = meta["normalisation"]
+    levels = meta.get("descriptor_levels")  # absent in tokenizers made before semantic tokens
     return Tokenizer(config, model, np.array(norm["mean"]), np.array(norm["std"]),
-                     meta.get("dataset_names", []), meta)
+                     meta.get("dataset_names", []), meta,
+                     DescriptorLevels.from_dict(levels) if levels else None)

@@ -24,8 +24,15 @@ import torch
 import eai
 from eai.toolkit import dataset as ds
 from eai.toolkit.clip import Clip
+from eai.toolkit.descriptors import DescriptorLevels, descriptor_matrix
 from eai.toolkit.tokenizer.config import TokenizerConfig
-from eai.toolkit.tokenizer.encode import CONFIG, FORMAT_VERSION, WEIGHTS, Tokenizer, build_model
+from eai.toolkit.tokenizer.encode import (
+    CONFIG,
+    FORMAT_VERSION,
+    WEIGHTS,
+    Tokenizer,
+    build_model,
+)
 from eai.toolkit.tokenizer.features import (
     NUM_FEATURES,
     REL_JOINTS,
@@ -174,6 +181,12 @@ def _load(dataset_dirs: Sequence[str | Path], fps: float) -> tuple[list[Clip], l
     return clips, info
 
 
+def fit_descriptor_levels(clips: Sequence[Clip]) -> DescriptorLevels:
+    """Terciles of each descriptor over the clips, per action (clip.action) where an action
+    has enough clips (DescriptorLevels.min_group_size), else over all of them."""
+    return DescriptorLevels().fit(descriptor_matrix(clips), [c.action for c in clips])
+
+
 def _lr(step: int, cfg: TokenizerConfig) -> float:
     warm = max(1, cfg.steps // 20)
     if step < warm:
@@ -207,7 +220,7 @@ def train_tokenizer(dataset_dirs: Sequence[str | Path], out_dir: str | Path,
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(det[0], warn_only=det[1])
     names = sorted({c.dataset for c in clips})
-    tok = Tokenizer(cfg, model, mean, std, names)
+    tok = Tokenizer(cfg, model, mean, std, names, levels=fit_descriptor_levels(train))
     train_codes = tok.encode_many(train)
     usage = codebook_usage(train_codes, tok.num_codes)
     eval_clips = held or train
@@ -233,7 +246,8 @@ def train_tokenizer(dataset_dirs: Sequence[str | Path], out_dir: str | Path,
             "config": cfg.to_dict(), "normalisation": {"mean": mean.tolist(), "std": std.tolist()},
             "datasets": info, "dataset_names": names, "held_out_ids": report.held_out_ids,
             "report": asdict(report), "usage_train": usage, "usage_held_out": held_usage,
-            "reconstruction": rec, "vocabulary_size": len(tok.vocabulary())}
+            "reconstruction": rec, "descriptor_levels": tok.levels.to_dict(),
+            "vocabulary_size": len(tok.vocabulary())}
     save_tokenizer(tok, out_dir, meta)
     tok.meta = meta
     return report
