@@ -19,6 +19,21 @@ def _need(path: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def sample_dataset(tmp_path_factory) -> Path:
+    """The synthetic sample set (one clip per emotion and format), converted once per session.
+
+    Read-only for tests: copy it before changing anything.
+    """
+    from eai.converters.pipeline import ConvertConfig, run_convert
+    from eai.toolkit.sample_data import write_sample_data
+
+    tmp = tmp_path_factory.mktemp("sample")
+    write_sample_data(tmp / "sd", clips_per_emotion=1)
+    run_convert(ConvertConfig(inputs=[str(tmp / "sd")], out_dir=tmp / "ds", workers=1))
+    return tmp / "ds"
+
+
 @pytest.fixture
 def fixtures_dir() -> Path:
     return _need(FIXTURES)

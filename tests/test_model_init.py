@@ -17,7 +17,6 @@ import torch
 from typer.testing import CliRunner
 
 from eai.cli import app
-from eai.converters.pipeline import ConvertConfig, run_convert
 from eai.toolkit.dataset import load_clips
 from eai.toolkit.model import (
     DEFAULT_BASE,
@@ -35,7 +34,6 @@ from eai.toolkit.model import (
 )
 from eai.toolkit.model.files import sha256_files, weight_files
 from eai.toolkit.model.info import INFO_FILE, SKELETON_DIR
-from eai.toolkit.sample_data import write_sample_data
 from eai.toolkit.tokenizer import TokenizerConfig, load_tokenizer, train_tokenizer
 
 CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}"
@@ -84,11 +82,8 @@ def tiny_base(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("model-sd")
-    write_sample_data(tmp / "sd", clips_per_emotion=1)
-    run_convert(ConvertConfig(inputs=[str(tmp / "sd")], out_dir=tmp / "ds", workers=1))
-    return tmp / "ds"
+def sample(sample_dataset):
+    return sample_dataset
 
 
 @pytest.fixture(scope="module")

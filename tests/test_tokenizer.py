@@ -10,7 +10,6 @@ import pytest
 
 from eai.converters.pipeline import ConvertConfig, run_convert
 from eai.toolkit.dataset import load_clips
-from eai.toolkit.sample_data import write_sample_data
 from eai.toolkit.skeleton import JOINT_INDEX
 from eai.toolkit.tokenizer import TokenizerConfig, load_tokenizer, train_tokenizer
 from eai.toolkit.tokenizer.features import (
@@ -21,14 +20,6 @@ from eai.toolkit.tokenizer.features import (
 )
 
 TINY = {"hidden": 16, "depth": 1, "batch_size": 16, "crop_frames": 32, "lr": 3e-3, "threads": 1}
-
-
-@pytest.fixture(scope="module")
-def sample_dataset(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("tok")
-    write_sample_data(tmp / "sd", clips_per_emotion=1)
-    run_convert(ConvertConfig(inputs=[str(tmp / "sd")], out_dir=tmp / "ds", workers=1))
-    return tmp / "ds"
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,8 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from eai.toolkit.configs import config_from_dict
+
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
     if isinstance(default, (list, tuple)):
@@ -98,12 +100,7 @@ class TokenizerConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TokenizerConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"TokenizerConfig: unknown field(s) {', '.join(unknown)}; known: "
-                             f"{', '.join(sorted(known))}")
-        return cls(**d)
+        return config_from_dict(cls, d)
 
     @classmethod
     def help(cls) -> dict[str, str]:
