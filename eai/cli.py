@@ -114,6 +114,8 @@ def evaluate(
                               "dataset's own labels, e.g. all Bandai-Namco styles)."),
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Folder for results.json "
                                        "and confusion-matrix PNGs (default: eval-PROTOCOL)."),
+    tokenizer: Optional[Path] = typer.Option(None, help="Take eai's classifier configuration "
+                                             "from this trained tokenizer (refitted per fold)."),
 ) -> None:
     """Score emotion recognition (baselines and eai's model) under a CV protocol."""
     from rich.progress import Progress
@@ -130,9 +132,17 @@ def evaluate(
         splits = make_splits(protocol, data, folds, repeats, seed)
     except (FileNotFoundError, ValueError) as e:
         _fail(str(e))
+    mgst_config = ClassifierConfig(seed=seed)
+    if tokenizer is not None:
+        from eai.toolkit.classifier import load_classifier
+        from eai.toolkit.tokenizer.emotion import CLASSIFIER_DIR
+
+        try:  # only the configuration: the classifier is refitted inside every split
+            mgst_config = load_classifier(tokenizer / CLASSIFIER_DIR).config
+        except (FileNotFoundError, ValueError) as e:
+            _fail(f"{tokenizer}: no emotion classifier to take the configuration from ({e})")
     features = DescriptorFeatures()
-    methods = [MajorityClass(), DescriptorLogReg(features),
-               MGSTClassifier(ClassifierConfig(seed=seed))]
+    methods = [MajorityClass(), DescriptorLogReg(features), MGSTClassifier(mgst_config)]
     console.print(f"{len(data.clips)} clips, {len(data.classes)} "
                   f"{'emotions' if label == 'emotion' else 'labels'} "
                   f"({', '.join(data.classes)}), {len(splits)} train/test splits")

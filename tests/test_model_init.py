@@ -32,7 +32,7 @@ from eai.toolkit.model import (
     read_info,
     resolve_base,
 )
-from eai.toolkit.model.files import sha256_files, weight_files
+from eai.toolkit.model.files import sha256_files, sha256_tree, weight_files
 from eai.toolkit.model.info import INFO_FILE, SKELETON_DIR
 from eai.toolkit.tokenizer import TokenizerConfig, load_tokenizer, train_tokenizer
 
@@ -196,8 +196,10 @@ def test_chat_template_and_files_kept(model_dir, skeleton_dir):
     assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
             INFO_FILE, SKELETON_DIR} <= names
     assert not any(n.endswith((".bin", ".pt", ".pkl")) for n in names)
-    copied = sorted(p.name for p in (model_dir / SKELETON_DIR).iterdir())
-    assert copied == sorted(p.name for p in skeleton_dir.iterdir() if p.is_file())
+    def tree(root):
+        return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+    assert tree(model_dir / SKELETON_DIR) == tree(skeleton_dir)  # the classifier/ folder too
     skel = load_skeleton_tokenizer(model_dir)
     assert skel.vocabulary() == load_tokenizer(skeleton_dir).vocabulary()
 
@@ -217,7 +219,7 @@ def test_eai_json_complete(model_dir, tiny_base, skeleton_dir):
     assert info.base["sha256"] == sha256_files(weight_files(tiny_base))
     assert info.base["architecture"] == "LlamaForCausalLM" and info.base["chat_template"]
     assert info.weights_sha256 == sha256_files(weight_files(model_dir))
-    assert info.tokenizer["sha256"] == sha256_files(sorted((model_dir / SKELETON_DIR).iterdir()))
+    assert info.tokenizer["sha256"] == sha256_tree(model_dir / SKELETON_DIR)
     assert info.tokenizer["num_codes"] == 512 and info.tokenizer["dataset_names"]
     assert info.tokenizer["config"]["hidden"] == 8 and info.tokenizer["source"] == str(
         skeleton_dir)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from eai.converters.pipeline import ConvertConfig, run_convert
-from eai.toolkit.dataset import load_clips
+from eai.toolkit.dataset import iter_clips, load_clips
 from eai.toolkit.skeleton import JOINT_INDEX
 from eai.toolkit.tokenizer import TokenizerConfig, load_tokenizer, train_tokenizer
 from eai.toolkit.tokenizer.features import (
@@ -193,7 +193,8 @@ def test_semantic_tokens_in_text_and_vocabulary(trained, sample_dataset):
     tok = load_tokenizer(trained[0])
     assert tok.levels is not None and tok.levels.names == DESCRIPTOR_NAMES
     vocab = tok.vocabulary()
-    assert len(vocab) == len(set(vocab)) == 3 + 2 + 512 + 2 + 3 * len(DESCRIPTOR_NAMES)
+    n_emb = len(tok.emotion["embedding_codebook"]) if tok.emotion["trained"] else 0
+    assert len(vocab) == len(set(vocab)) == 3 + 2 + 512 + 2 + 3 * len(DESCRIPTOR_NAMES) + n_emb
     assert {"<semantic>", "</semantic>", "<sem_root_speed_mean_low>",
             "<sem_root_speed_mean_typical>", "<sem_turn_rate_high>"} <= set(vocab)
     clip = load_clips(sample_dataset)[0]
@@ -204,7 +205,8 @@ def test_semantic_tokens_in_text_and_vocabulary(trained, sample_dataset):
     tokens = tok.tokens_text(clip).split(" ")
     assert tokens[:3] == ["<motion>", "<ds_sd>", "<semantic>"]
     end = tokens.index("</semantic>")
-    assert tokens[3:end] == sem and tokens[end + 1] == "<t>" and set(tokens) <= set(vocab)
+    emb = tok.embedding_tokens([clip]) if tok.has_emotion_level else []  # learned code last
+    assert tokens[3:end] == sem + emb and tokens[end + 1] == "<t>" and set(tokens) <= set(vocab)
     assert "<sem" not in tok.tokens_text(clip, semantic=False)
     # NaN descriptors are skipped: no left wrist -> the wrist and arm descriptors
     masked = dataclasses.replace(clip, positions=clip.positions.copy(),
@@ -281,3 +283,44 @@ def test_cli_encode_no_semantic(trained, sample_dataset):
     assert with_sem.exit_code == 0 and without.exit_code == 0, with_sem.output + without.output
     assert "\t<motion> <ds_sd> <semantic> <sem_" in with_sem.output
     assert "<semantic>" not in without.output and "\t<motion> <ds_sd> <t> " in without.output
+
+
+def test_emotion_level_is_trained_saved_and_tokenised(trained, sample_dataset):
+    out, _ = trained
+    tok = load_tokenizer(out)
+    assert tok.emotion["trained"] and (out / "classifier" / "classifier.json").is_file()
+    clips = list(iter_clips(sample_dataset))[:6]
+    proba, classes = tok.emotion_probabilities(clips)
+    assert proba.shape == (6, len(classes)) and np.allclose(proba.sum(1), 1.0)
+    assert set(classes) == {c.emotion for c in iter_clips(sample_dataset)}
+    text = tok.tokens_text(clips[0])
+    emb = [t for t in text.split() if t.startswith("<emb_")]
+    assert len(emb) == 1 and emb[0] in tok.vocabulary()
+    assert text.index(emb[0]) < text.index("</semantic>")
+    assert load_tokenizer(out).tokens_text(clips[0]) == text  # a fresh load, same tokens
+
+
+def test_emotion_level_needs_enough_labelled_clips(tmp_path, sample_dataset):
+    from eai.toolkit.tokenizer.emotion import train_emotion_level
+
+    clips = [c for c in iter_clips(sample_dataset)][:4]
+    info = train_emotion_level(clips, tmp_path, seed=0)
+    assert info["trained"] is False and "at least 2 emotions" in info["reason"]
+
+
+def test_evaluate_takes_the_classifier_configuration_from_a_tokenizer(trained, sample_dataset,
+                                                                      tmp_path):
+    from typer.testing import CliRunner
+
+    from eai.cli import app
+
+    out, _ = trained
+    result = CliRunner().invoke(app, ["evaluate", "--dataset", str(sample_dataset), "--folds",
+                                      "3", "--repeats", "1", "--tokenizer", str(out), "-o",
+                                      str(tmp_path / "ev")])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[-1].startswith("mgst") and "accuracy" in lines[-1]
+    bad = CliRunner().invoke(app, ["evaluate", "--dataset", str(sample_dataset), "--tokenizer",
+                                   str(tmp_path)])
+    assert bad.exit_code == 1

@@ -30,11 +30,13 @@ def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
-def sha256_files(paths: Iterable[Path]) -> str:
-    """One hash over several files: sha256 of "name sha256\\n" lines, in the order given."""
+def sha256_files(paths: Iterable[Path], root: Path | None = None) -> str:
+    """One hash over several files: sha256 of "name sha256\\n" lines, in the order given
+    (name: the path relative to root when given, else the file name)."""
     h = hashlib.sha256()
     for p in paths:
-        h.update(f"{Path(p).name} {sha256_file(p)}\n".encode())
+        name = Path(p).relative_to(root).as_posix() if root else Path(p).name
+        h.update(f"{name} {sha256_file(p)}\n".encode())
     return h.hexdigest()
 
 
@@ -85,3 +87,9 @@ def publish_dir(tmp: Path, final: Path, replace: bool) -> bool:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     return True
+
+
+def sha256_tree(root: str | Path) -> str:
+    """sha256_files over every file below root (sorted relative paths, hidden files included)."""
+    root = Path(root)
+    return sha256_files(sorted(p for p in root.rglob("*") if p.is_file()), root=root)

@@ -31,6 +31,7 @@ from eai.toolkit.model.files import (
     ModelError,
     publish_dir,
     sha256_files,
+    sha256_tree,
     temp_sibling,
     weight_files,
 )
@@ -149,10 +150,8 @@ def _tied(model) -> bool:
 
 
 def _copy_skeleton(src: Path, dst: Path) -> None:
-    dst.mkdir()
-    for p in sorted(src.iterdir()):
-        if p.is_file() and not p.name.startswith("."):
-            shutil.copyfile(p, dst / p.name)
+    """The tokenizer directory as it is, its emotion classifier (classifier/) included."""
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".*"), copy_function=shutil.copyfile)
 
 
 def init_model(out_dir: str | Path, tokenizer_dir: str | Path, base: str | Path | None = None,
@@ -216,7 +215,7 @@ def init_model(out_dir: str | Path, tokenizer_dir: str | Path, base: str | Path 
             model_version=f"{name}-v0-{digest[:8]}", name=name, version=0, parent_version=None,
             base=base_info,
             tokenizer={"dir": SKELETON_DIR, "source": str(tok_dir.resolve()),
-                       "sha256": sha256_files(sorted((tmp / SKELETON_DIR).iterdir())),
+                       "sha256": sha256_tree(tmp / SKELETON_DIR),
                        "kind": meta.get("kind"), "format_version": meta.get("format_version"),
                        "config": skeleton.config.to_dict(), "num_codes": skeleton.num_codes,
                        "vocabulary_size": len(skeleton.vocabulary()),

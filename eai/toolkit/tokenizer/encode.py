@@ -41,6 +41,11 @@ from eai.toolkit.tokenizer.features import (
     to_parts,
 )
 from eai.toolkit.tokenizer.model import PartCodec
+from eai.toolkit.tokenizer.emotion import (
+    CLASSIFIER_DIR,
+    embedding_token,
+    nearest_codes,
+)
 
 WEIGHTS = "tokenizer.safetensors"
 CONFIG = "tokenizer.json"
@@ -75,6 +80,10 @@ class Tokenizer:
         self.datasets = list(datasets)  # dataset names it was trained on (their tags exist)
         self.meta = meta or {}  # tokenizer.json as loaded (report, split, provenance)
         self.levels = levels  # descriptor levels (semantic tokens); None: no semantic tokens
+        # The emotion level (tokenizer.json "emotion"): classifier in directory/classifier/.
+        self.emotion: dict[str, Any] = (meta or {}).get("emotion") or {"trained": False}
+        self.directory: Path | None = None
+        self._classifier = None
 
     @property
     def factor(self) -> int:
@@ -185,6 +194,32 @@ class Tokenizer:
                 for name, level in self.levels.levels(values, group=clip.action).items()
                 if level is not None]
 
+    # -- emotion level ----------------------------------------------------------------------
+    @property
+    def has_emotion_level(self) -> bool:
+        return bool(self.emotion.get("trained")) and self.directory is not None
+
+    @property
+    def classifier(self):
+        """The MGST emotion classifier trained with this tokenizer (loaded on first use)."""
+        if not self.has_emotion_level:
+            raise ValueError("this tokenizer has no emotion classifier: "
+                             f"{self.emotion.get('reason', 'it was not trained with one')}")
+        if self._classifier is None:
+            from eai.toolkit.classifier import load_classifier
+            self._classifier = load_classifier(self.directory / CLASSIFIER_DIR)
+        return self._classifier
+
+    def emotion_probabilities(self, clips: Sequence[Clip]) -> tuple[np.ndarray, list[str]]:
+        """(n, C) emotion probabilities of the classifier head, and the C emotion names."""
+        return self.classifier.predict_proba(list(clips)), list(self.classifier.classes)
+
+    def embedding_tokens(self, clips: Sequence[Clip]) -> list[str]:
+        """One `<emb_K>` per clip: the nearest code of the learned clip embedding."""
+        codebook = np.asarray(self.emotion["embedding_codebook"])
+        codes = nearest_codes(self.classifier.embed(list(clips)), codebook)
+        return [embedding_token(k) for k in codes]
+
     def codes_text(self, codes: np.ndarray, dataset: str | None = None, sep: str = " ",
                    semantic: Sequence[str] | None = None) -> str:
         """Token text of (S, 5) codes (see the module docstring); dataset None: no tag;
@@ -203,6 +238,8 @@ class Tokenizer:
         """The clip's token text; semantic=False (or a tokenizer without descriptor levels)
         leaves out the `<semantic>` block."""
         sem = self.semantic_tokens(clip) if semantic and self.levels is not None else None
+        if sem is not None and self.has_emotion_level:
+            sem = sem + self.embedding_tokens([clip])
         return self.codes_text(self.encode(clip), clip.dataset if dataset_tag else None, sep,
                                sem)
 
@@ -211,6 +248,8 @@ class Tokenizer:
         tags = sorted({dataset_tag(d) for d in self.datasets} | {OTHER_DATASET})
         sem = [] if self.levels is None else [SEMANTIC_START, SEMANTIC_END] + [
             semantic_token(n, lv) for n in self.levels.names for lv in LEVELS]
+        if sem and self.emotion.get("trained"):
+            sem += [embedding_token(k) for k in range(len(self.emotion["embedding_codebook"]))]
         return ([MOTION_START, MOTION_END, STEP] + tags
                 + [f"<st_{i}>" for i in range(self.num_codes)] + sem)
 
@@ -237,6 +276,8 @@ def load_tokenizer(directory: str | Path) -> Tokenizer:
     model.load_state_dict(load_file(str(directory / WEIGHTS)))
     norm = meta["normalisation"]
     levels = meta.get("descriptor_levels")  # absent in tokenizers made before semantic tokens
-    return Tokenizer(config, model, np.array(norm["mean"]), np.array(norm["std"]),
-                     meta.get("dataset_names", []), meta,
-                     DescriptorLevels.from_dict(levels) if levels else None)
+    tok = Tokenizer(config, model, np.array(norm["mean"]), np.array(norm["std"]),
+                    meta.get("dataset_names", []), meta,
+                    DescriptorLevels.from_dict(levels) if levels else None)
+    tok.directory = directory
+    return tok

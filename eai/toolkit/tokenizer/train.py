@@ -42,6 +42,7 @@ from eai.toolkit.tokenizer.features import (
     to_parts,
 )
 from eai.toolkit.tokenizer.metrics import codebook_usage, reconstruction_error
+from eai.toolkit.tokenizer.emotion import train_emotion_level
 
 STD_FLOOR = 0.01  # m, m/s, rad/s: keeps near-constant channels from dominating the loss
 LATENT_GUARD = 0.1  # weight of the penalty on latents far past FSQ's range (see _fit)
@@ -241,15 +242,21 @@ def train_tokenizer(dataset_dirs: Sequence[str | Path], out_dir: str | Path,
     for d in info:
         d["train_clips"] = sum(1 for c in train if c.dataset in d["names"])
         d["held_out_clips"] = d["clips"] - d["train_clips"]
+    # The label-trained semantic level, on the training clips only; saved before
+    # tokenizer.json, which stays the last file written.
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    emotion = train_emotion_level(train, Path(out_dir), cfg.seed)
+    tok.emotion = emotion
     meta = {"format_version": FORMAT_VERSION, "kind": "eai-mgst-spatio-temporal",
             "eai_version": eai.__version__, "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "config": cfg.to_dict(), "normalisation": {"mean": mean.tolist(), "std": std.tolist()},
             "datasets": info, "dataset_names": names, "held_out_ids": report.held_out_ids,
             "report": asdict(report), "usage_train": usage, "usage_held_out": held_usage,
             "reconstruction": rec, "descriptor_levels": tok.levels.to_dict(),
+            "emotion": emotion,
             "vocabulary_size": len(tok.vocabulary())}
     save_tokenizer(tok, out_dir, meta)
-    tok.meta = meta
+    tok.meta, tok.directory = meta, Path(out_dir)
     return report
 
 
