@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eai.converters.base import ReadOptions
 from eai.converters.labels import LabelConfig, LabelTable, load_label_map
 from eai.converters.pipeline import ConvertConfig, StrictError, run_convert
 from eai.toolkit import dataset as ds

@@ -15,7 +15,7 @@ from functools import cached_property, lru_cache
 
 import numpy as np
 
-from eai.converters.recipes import P, Points, Recipe, lerp, mean, normalize_name
+from eai.converters.recipes import P, Points, Recipe, normalize_name
 from eai.toolkit.skeleton import CANONICAL_JOINTS, NUM_JOINTS
 
 

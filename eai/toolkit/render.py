@@ -31,7 +31,6 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from eai.toolkit import dataset as ds
 from eai.toolkit.clip import Clip
 from eai.toolkit.skeleton import BONES, CANONICAL_JOINTS, JOINT_INDEX
 
