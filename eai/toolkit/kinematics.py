@@ -26,22 +26,24 @@ UP = np.array([0.0, 1.0, 0.0])
 
 # --- NaN-aware reductions: plain numpy first, the nan* variants only when something is missing --
 
-def nanmean(x: np.ndarray) -> float:
-    m = float(np.mean(x)) if np.size(x) else math.nan
-    if not math.isnan(m) or not np.size(x):
-        return m
+def _reduce(x: np.ndarray, fast, nan_aware) -> float:
+    """fast(x), or nan_aware(x) (warnings silenced) when fast met a NaN; NaN for empty x."""
+    if not np.size(x):
+        return math.nan
+    value = float(fast(x))
+    if not math.isnan(value):
+        return value
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return float(np.nanmean(x))
+        return float(nan_aware(x))
+
+
+def nanmean(x: np.ndarray) -> float:
+    return _reduce(x, np.mean, np.nanmean)
 
 
 def nanstd(x: np.ndarray) -> float:
-    s = float(np.std(x)) if np.size(x) else math.nan
-    if not math.isnan(s) or not np.size(x):
-        return s
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return float(np.nanstd(x))
+    return _reduce(x, np.std, np.nanstd)
 
 
 def nanmedian(x: np.ndarray) -> float:
