@@ -133,16 +133,27 @@ def shard_paths(dataset_dir: str | Path) -> list[Path]:
     return sorted(Path(dataset_dir).glob(SHARD_GLOB))
 
 
-def read_manifest(dataset_dir: str | Path) -> dict[str, Any]:
-    path = Path(dataset_dir) / MANIFEST
+def read_versioned_json(path: Path, key: str, supported: int, missing: str) -> dict[str, Any]:
+    """An eai metadata file (manifest.json, tokenizer.json, eai.json, ...): one clear error when
+    it is absent (`missing` says how to make one), not JSON, or newer than this eai."""
+    path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{dataset_dir}: no {MANIFEST}; is this an eai dataset? "
-                                f"(make one with `eai convert FILES -o {dataset_dir}`)")
-    manifest = json.loads(path.read_text())
-    if manifest.get("schema_version", 0) > SCHEMA_VERSION:
-        raise ValueError(f"{path}: schema version {manifest['schema_version']} is newer than "
-                         f"this eai understands ({SCHEMA_VERSION}); upgrade eai")
-    return manifest
+        raise FileNotFoundError(missing)
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    if data.get(key, 0) > supported:
+        raise ValueError(f"{path}: {key.replace('_', ' ')} {data[key]} is newer than this eai "
+                         f"understands ({supported}); upgrade eai")
+    return data
+
+
+def read_manifest(dataset_dir: str | Path) -> dict[str, Any]:
+    return read_versioned_json(
+        Path(dataset_dir) / MANIFEST, "schema_version", SCHEMA_VERSION,
+        f"{dataset_dir}: no {MANIFEST}; is this an eai dataset? (make one with "
+        f"`eai convert FILES -o {dataset_dir}`)")
 
 
 def read_table(dataset_dir: str | Path, columns: list[str] | None = None) -> pa.Table:

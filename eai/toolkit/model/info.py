@@ -6,7 +6,6 @@ See docs/model.md for every field. Later stages (drafting, finetuning, evaluatio
 
 from __future__ import annotations
 
-import json
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -80,17 +79,15 @@ class ModelInfo:
 
 
 def read_info(model_dir: str | Path) -> ModelInfo:
+    from eai.toolkit.dataset import read_versioned_json
+
     path = Path(model_dir) / INFO_FILE
-    if not path.is_file():
-        raise ModelError(f"{model_dir}: not an EAI-LLM model directory (no {INFO_FILE}); make "
-                         f"one with `eai model init -o {model_dir} --tokenizer TOK_DIR`")
     try:
-        d = json.loads(path.read_text())
-    except ValueError as e:
-        raise ModelError(f"{path}: not valid JSON ({e})") from e
-    if d.get("format_version", 0) > FORMAT_VERSION:
-        raise ModelError(f"{path}: format version {d['format_version']} is newer than this eai "
-                         f"understands ({FORMAT_VERSION}); upgrade eai")
+        d = read_versioned_json(path, "format_version", FORMAT_VERSION,
+                                f"{model_dir}: not an EAI-LLM model directory (no {INFO_FILE}); "
+                                f"make one with `eai model init -o {model_dir} --tokenizer TOK_DIR`")
+    except (FileNotFoundError, ValueError) as e:
+        raise ModelError(str(e)) from None
     try:
         return ModelInfo.from_dict(d)
     except ModelError as e:

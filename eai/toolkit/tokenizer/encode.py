@@ -17,7 +17,6 @@ and absent for tokenizers saved without descriptor levels (tokenizer.json before
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -27,8 +26,14 @@ import numpy as np
 import torch
 
 from eai.toolkit.clip import Clip
+from eai.toolkit.dataset import read_versioned_json
 from eai.toolkit.descriptors import DescriptorLevels, compute_descriptors
 from eai.toolkit.tokenizer.config import TokenizerConfig
+from eai.toolkit.tokenizer.emotion import (
+    CLASSIFIER_DIR,
+    embedding_token,
+    nearest_codes,
+)
 from eai.toolkit.tokenizer.features import (
     NUM_PARTS,
     PART_MASK_WIDTH,
@@ -41,11 +46,6 @@ from eai.toolkit.tokenizer.features import (
     to_parts,
 )
 from eai.toolkit.tokenizer.model import PartCodec
-from eai.toolkit.tokenizer.emotion import (
-    CLASSIFIER_DIR,
-    embedding_token,
-    nearest_codes,
-)
 
 WEIGHTS = "tokenizer.safetensors"
 CONFIG = "tokenizer.json"
@@ -263,14 +263,9 @@ def load_tokenizer(directory: str | Path) -> Tokenizer:
     from safetensors.torch import load_file
 
     directory = Path(directory)
-    path = directory / CONFIG
-    if not path.is_file():
-        raise FileNotFoundError(f"{directory}: no {CONFIG}; train one with `eai tokenizer "
-                                f"train DATASET -o {directory}`")
-    meta = json.loads(path.read_text())
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise ValueError(f"{path}: format version {meta['format_version']} is newer than this "
-                         f"eai understands ({FORMAT_VERSION}); upgrade eai")
+    meta = read_versioned_json(directory / CONFIG, "format_version", FORMAT_VERSION,
+                               f"{directory}: no {CONFIG}; train one with `eai tokenizer train "
+                               f"DATASET -o {directory}`")
     config = TokenizerConfig.from_dict(meta["config"])
     model = build_model(config)
     model.load_state_dict(load_file(str(directory / WEIGHTS)))
