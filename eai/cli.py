@@ -410,9 +410,5 @@ def model_info(
         console.print(f"{k + ':':20}{v}", highlight=False, soft_wrap=True)
 
 
-def main() -> None:  # pragma: no cover - console script entry
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover
+if __name__ == "__main__":  # pragma: no cover - `python -m eai.cli` (the tests use it)
     app()

@@ -52,7 +52,7 @@ def choose_profile(path: str | Path, names: list[str], opts: ReadOptions,
 
 
 def raw_to_clip(raw: RawMotion, path: str | Path, fmt: str, opts: ReadOptions,
-                profile: Profile | None = None, units_guessable: bool = True) -> Clip:
+                profile: Profile | None = None, sidecar: dict | None = None) -> Clip:
     """Retarget, canonicalize and wrap a parsed file. The clip id is provisional (the file stem);
     the conversion pipeline replaces it with `<dataset>/<relative path>`."""
     path = Path(path)
@@ -67,10 +67,8 @@ def raw_to_clip(raw: RawMotion, path: str | Path, fmt: str, opts: ReadOptions,
 
     # Who states the units, most specific first: the file, its sidecar JSON, --units, the
     # profile's known unit; otherwise canonicalize guesses them and says so.
-    units = (raw.units or load_sidecar(path).get("units") or opts.units
-             or profile.default_units)
-    if units is None and not units_guessable:
-        raise ConvertError(str(path), "length units are not stated", fix="pass --units")
+    side = load_sidecar(path) if sidecar is None else sidecar  # readers that read it pass it
+    units = raw.units or side.get("units") or opts.units or profile.default_units
     result = canonicalize(canon, src_fps=raw.fps, dst_fps=opts.fps, units=units,
                           up_axis=raw.up_axis, max_gap_s=opts.max_gap_s,
                           floor_percentile=1.0 if profile.kind == "markers" else 0.0)

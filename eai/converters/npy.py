@@ -116,4 +116,4 @@ def read(path: str | Path, opts: ReadOptions = ReadOptions()) -> Clip:
                      f"or a sidecar JSON {{\"fps\": ...}})")
     raw = RawMotion(positions=joints, names=list(profile.layout), fps=float(fps),
                     units=None, notes=notes)
-    return raw_to_clip(raw, path, "npy", opts, profile=profile)
+    return raw_to_clip(raw, path, "npy", opts, profile=profile, sidecar=side)
