@@ -149,8 +149,9 @@ def machine() -> dict:
         model = m.group(1).strip() if m else model
     except OSError:
         pass
-    import bvhio  # noqa: F401
     from importlib.metadata import version
+
+    import bvhio  # noqa: F401
     return {"cpu_model": model, "nproc": os.cpu_count(), "python": platform.python_version(),
             "numpy": np.__version__, "bvhio": version("bvhio"), "eai": version("eai"),
             "date": dt.datetime.now().astimezone().isoformat(timespec="seconds")}

@@ -208,7 +208,8 @@ def main() -> int:
         wall = statistics.median(x["wall_s"] for x in rs)
         summary[label] = {
             "clips": n, "shard_mb": shard,
-            "peak_tree_rss_mb_median": statistics.median(x["peak_tree_rss_bytes"] for x in rs) / 1e6,
+            "peak_tree_rss_mb_median":
+                statistics.median(x["peak_tree_rss_bytes"] for x in rs) / 1e6,
             "peak_tree_rss_mb_max": max(x["peak_tree_rss_bytes"] for x in rs) / 1e6,
             "ru_maxrss_mb_median": statistics.median(x["ru_maxrss_children_bytes"]
                                                      for x in rs) / 1e6,

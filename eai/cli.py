@@ -37,7 +37,8 @@ def convert(
     units: Optional[str] = typer.Option(None, help="Source length unit when files state none "
                                         "(m, cm, mm, inch, cmu)."),
     fps: float = typer.Option(30.0, help="Frame rate of the dataset."),
-    source_fps: Optional[float] = typer.Option(None, help="Frame rate of NPY files that state none."),
+    source_fps: Optional[float] = typer.Option(None, help="Frame rate of NPY files that state "
+                                               "none."),
     max_gap: float = typer.Option(0.25, help="Interpolate missing runs up to this many seconds."),
     dataset: Optional[str] = typer.Option(None, help="Dataset name in clip ids (default: the "
                                           "input folder's name)."),
@@ -102,8 +103,8 @@ def _csv(value: Optional[str]) -> Optional[list[str]]:
 @app.command()
 def evaluate(
     dataset: List[Path] = typer.Option(..., help="Dataset directory (repeat for several)."),
-    protocol: str = typer.Option("kfold", help="kfold, group (leave one action out) or "
-                                 "cross-dataset."),
+    protocol: Optional[str] = typer.Option(None, help="kfold (default), group (leave one "
+                                           "action out) or cross-dataset."),
     actions: Optional[str] = typer.Option(None, help="Only these actions, comma-separated."),
     emotions: Optional[str] = typer.Option(None, help="Only these emotions, comma-separated."),
     datasets: Optional[str] = typer.Option(None, help="Only clips of these dataset names."),
@@ -116,14 +117,50 @@ def evaluate(
                                        "and confusion-matrix PNGs (default: eval-PROTOCOL)."),
     tokenizer: Optional[Path] = typer.Option(None, help="Take eai's classifier configuration "
                                              "from this trained tokenizer (refitted per fold)."),
+    model: Optional[Path] = typer.Option(None, help="Evaluate this EAI-LLM model directory's "
+                                         "own answers on a split instead (results in "
+                                         "MODEL/eval/)."),
+    split: str = typer.Option("test", help="--model: split of DATASET/splits.json."),
+    split_file: Optional[Path] = typer.Option(None, help="--model: another splits.json."),
+    curated: Optional[Path] = typer.Option(None, help="--model: curated pairs JSONL whose "
+                                           "explanations are ROUGE-L references."),
+    compare: Optional[Path] = typer.Option(None, help="--model: evaluate this model too and "
+                                           "print both side by side."),
+    backend: str = typer.Option("transformers", help="--model: transformers or openai."),
+    base_url: Optional[str] = typer.Option(None, help="--model: server URL for --backend "
+                                           "openai."),
+    mode: str = typer.Option("model", help="--model: model (the LM's own label), cold-start "
+                             "(the tokenizer's classifier labels) or auto."),
+    limit: Optional[int] = typer.Option(None, help="--model: only the first N labelled clips."),
+    batch_size: int = typer.Option(8, help="--model: clips per drafting batch."),
+    max_new_tokens: int = typer.Option(160, help="--model: longest answer, in tokens."),
+    device: Optional[str] = typer.Option(None, help="--model: torch device, e.g. cuda."),
 ) -> None:
-    """Score emotion recognition (baselines and eai's model) under a CV protocol."""
+    """Score emotion recognition: baselines and eai's classifier under a CV protocol, or with
+    --model an EAI-LLM model's own answers on a held-out split."""
     from rich.progress import Progress
+
+    if model is not None:
+        from eai.cli_eval import run_model_evaluation
+
+        if protocol is not None or out is not None:
+            _fail("--protocol and -o are for the cross-validation evaluation; --model scores "
+                  "the model's answers on --split and writes to MODEL/eval/")
+        run_model_evaluation(model, dataset, split, split_file, curated, compare, backend,
+                             base_url, mode, limit, batch_size, max_new_tokens, device)
+        return
+    if compare is not None or curated is not None:
+        _fail("--compare and --curated need --model")
+    protocol = protocol or "kfold"
 
     from eai.toolkit.baselines import DescriptorFeatures, DescriptorLogReg, MajorityClass
     from eai.toolkit.classifier import ClassifierConfig, MGSTClassifier
-    from eai.toolkit.eval_report import (confusion_table, plot_confusion, results_table,
-                                         write_results)
+    from eai.toolkit.eval_report import (
+        confusion_table,
+        plot_confusion,
+        results_table,
+        write_results,
+    )
     from eai.toolkit.evaluation import load_labelled_clips, make_splits, run_protocol
 
     try:
@@ -236,6 +273,27 @@ def dataset_show(
     console.print(f"wrote {out} ({clip.clip_id}, {clip.duration_s:.1f} s)")
 
 
+@dataset_app.command("split")
+def dataset_split(
+    dataset: Path = typer.Argument(..., help="Unified dataset directory."),
+    test_fraction: float = typer.Option(0.3, help="Share of the labelled clips held out."),
+    group_by: Optional[str] = typer.Option(None, help="Keep whole groups on one side: action "
+                                           "or subject."),
+    seed: int = typer.Option(0, help="Seed of the split."),
+    force: bool = typer.Option(False, help="Replace an existing splits.json."),
+) -> None:
+    """Write DATASET/splits.json: a fixed train/test split, stratified by emotion."""
+    from eai.toolkit.splits import SplitError, write_splits
+
+    try:
+        doc = write_splits(dataset, test_fraction, group_by, seed, force)
+    except (SplitError, FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    counts = ", ".join(f"{k} {v}" for k, v in doc["counts"].items())
+    console.print(f"{dataset / 'splits.json'}: {counts} clips"
+                  f"{f', grouped by {group_by}' if group_by else ''}", highlight=False)
+
+
 @app.command("profiles")
 def list_profiles() -> None:
     """List the skeleton profiles and NPY layouts eai knows."""
@@ -266,6 +324,9 @@ def tokenizer_train(
     held_out: Optional[float] = typer.Option(None, help="Fraction of clips held out."),
     threads: Optional[int] = typer.Option(None, help="torch CPU threads (default 1; 0: "
                                           "torch's choice)."),
+    split: Optional[str] = typer.Option(None, help="Only this split of each dataset's "
+                                        "splits.json (e.g. train: the evaluation clips stay "
+                                        "unseen)."),
 ) -> None:
     """Train the spatio-temporal tokenizer; prints MPJPE and codebook usage."""
     from eai.toolkit.tokenizer import TokenizerConfig, train_tokenizer
@@ -275,7 +336,7 @@ def tokenizer_train(
              "threads": threads, "levels": _csv(levels)}
     try:
         config = TokenizerConfig(**{k: v for k, v in given.items() if v is not None})
-        report = train_tokenizer([str(d) for d in datasets], out, config)
+        report = train_tokenizer([str(d) for d in datasets], out, config, split=split)
     except (FileNotFoundError, ValueError) as e:
         _fail(str(e))
     console.print(f"{report.summary()}; {report.train_seconds:.0f} s", highlight=False,
@@ -409,6 +470,18 @@ def model_info(
     for k, v in rows:
         console.print(f"{k + ':':20}{v}", highlight=False, soft_wrap=True)
 
+
+
+# Commands that live in their own modules (cli.py stays short).
+from eai.cli_draft import register as _register_draft  # noqa: E402
+from eai.cli_finetune import register as _register_finetune  # noqa: E402
+from eai.cli_review import review_app  # noqa: E402
+from eai.cli_serve import register as _register_serve  # noqa: E402
+
+app.add_typer(review_app, name="review")
+_register_draft(app)
+_register_finetune(app)
+_register_serve(app)
 
 if __name__ == "__main__":  # pragma: no cover - `python -m eai.cli` (the tests use it)
     app()

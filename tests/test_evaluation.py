@@ -7,8 +7,13 @@ import pytest
 
 from eai.toolkit.baselines import MajorityClass
 from eai.toolkit.clip import Clip, SourceInfo
-from eai.toolkit.evaluation import (cross_dataset_splits, group_splits, kfold_splits,
-                                    macro_f1, run_protocol)
+from eai.toolkit.evaluation import (
+    cross_dataset_splits,
+    group_splits,
+    kfold_splits,
+    macro_f1,
+    run_protocol,
+)
 
 
 def _clip(i: int, emotion: str, action: str, dataset: str = "d") -> Clip:

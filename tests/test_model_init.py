@@ -14,6 +14,7 @@ import time
 
 import pytest
 import torch
+from tiny_models import CHAT_TEMPLATE, tiny_tokenizer
 from typer.testing import CliRunner
 
 from eai.cli import app
@@ -34,51 +35,7 @@ from eai.toolkit.model import (
 )
 from eai.toolkit.model.files import sha256_files, sha256_tree, weight_files
 from eai.toolkit.model.info import INFO_FILE, SKELETON_DIR
-from eai.toolkit.tokenizer import TokenizerConfig, load_tokenizer, train_tokenizer
-
-CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}"
-                 "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n"
-                 "{% endif %}")
-CORPUS = ["The person walks slowly with the head lowered and the shoulders dropped.",
-          "She jumps and raises both arms quickly; the steps are light and fast.",
-          "Motion: <motion> <t> <st_12> <st_3> <st_45> <st_7> <st_100> </motion> happy sad",
-          "angry fearful neutral surprised disgusted emotion explanation <emotion> <t> <st_1>"]
-
-
-def _tiny_tokenizer():
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tk = Tokenizer(models.BPE())
-    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tk.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=384, show_progress=False,
-                                  special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tk.train_from_iterator(CORPUS * 20, trainer)
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<|im_start|>",
-                                  eos_token="<|im_end|>", unk_token="<|endoftext|>",
-                                  pad_token="<|im_end|>", model_max_length=1024)
-    tok.chat_template = CHAT_TEMPLATE
-    return tok
-
-
-@pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory):
-    """A local HF model directory: random 2-layer Llama (head_dim 64, tied embeddings)."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    out = tmp_path_factory.mktemp("tiny-base")
-    tok = _tiny_tokenizer()
-    cfg = LlamaConfig(hidden_size=128, num_attention_heads=2, num_key_value_heads=2,
-                      intermediate_size=256, num_hidden_layers=2, vocab_size=len(tok),
-                      max_position_embeddings=1024, tie_word_embeddings=True,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                      pad_token_id=tok.pad_token_id)
-    torch.manual_seed(0)
-    LlamaForCausalLM(cfg).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
+from eai.toolkit.tokenizer import load_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -87,12 +44,8 @@ def sample(sample_dataset):
 
 
 @pytest.fixture(scope="module")
-def skeleton_dir(sample, tmp_path_factory):
-    out = tmp_path_factory.mktemp("model-tok")
-    cfg = TokenizerConfig(steps=2, hidden=8, depth=1, batch_size=4, crop_frames=16,
-                          held_out_fraction=0.0, threads=1)
-    train_tokenizer([sample], out, cfg, progress=False)
-    return out
+def skeleton_dir(tiny_skeleton_dir):
+    return tiny_skeleton_dir
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +118,7 @@ def test_spare_embedding_rows_are_reused_at_the_mean(skeleton_dir, tmp_path):
     existing (untrained) rows, which init sets to the mean of the real rows."""
     from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
-    tok = _tiny_tokenizer()
+    tok = tiny_tokenizer()
     n, spare = len(tok), 64
     cfg = LlamaConfig(hidden_size=128, num_attention_heads=2, num_key_value_heads=2,
                       intermediate_size=256, num_hidden_layers=1, vocab_size=n + spare,

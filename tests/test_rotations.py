@@ -6,9 +6,14 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from eai.toolkit.rotations import (ORDERS, axis_angle_to_matrix, euler_to_matrix,
-                                   frame_from_two_vectors, matrix_between_vectors,
-                                   matrix_to_euler)
+from eai.toolkit.rotations import (
+    ORDERS,
+    axis_angle_to_matrix,
+    euler_to_matrix,
+    frame_from_two_vectors,
+    matrix_between_vectors,
+    matrix_to_euler,
+)
 
 TAIT_BRYAN = [o for o in ORDERS if len(set(o)) == 3]
 PROPER = [o for o in ORDERS if o[0] == o[2]]

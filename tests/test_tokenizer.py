@@ -56,9 +56,9 @@ def test_features_round_trip_exactly(sample_dataset):
 def test_mirroring_swaps_sides_and_negates_x(sample_dataset):
     clip = load_clips(sample_dataset)[0]
     pos, _ = mirror_positions(clip.positions, clip.joint_mask)
-    l, r = JOINT_INDEX["l_wrist"], JOINT_INDEX["r_wrist"]
-    np.testing.assert_allclose(pos[:, l, 0], -clip.positions[:, r, 0])
-    np.testing.assert_allclose(pos[:, l, 1:], clip.positions[:, r, 1:])
+    lw, rw = JOINT_INDEX["l_wrist"], JOINT_INDEX["r_wrist"]
+    np.testing.assert_allclose(pos[:, lw, 0], -clip.positions[:, rw, 0])
+    np.testing.assert_allclose(pos[:, lw, 1:], clip.positions[:, rw, 1:])
 
 
 def test_round_trip_beats_mean_pose(trained, sample_dataset):

@@ -75,8 +75,8 @@ def raw_to_clip(raw: RawMotion, path: str | Path, fmt: str, opts: ReadOptions,
     notes = list(raw.notes) + result.notes
     if profile.approximate:
         notes.append(profile.approximate)
-    source = SourceInfo(path=str(path), format=fmt, sha256=raw.sha256 or sha256_of(path), fps=float(raw.fps),
-                        joint_names=list(raw.names), units=result.units, profile=profile.name,
-                        notes=notes)
+    source = SourceInfo(path=str(path), format=fmt, sha256=raw.sha256 or sha256_of(path),
+                        fps=float(raw.fps), joint_names=list(raw.names), units=result.units,
+                        profile=profile.name, notes=notes)
     return Clip(clip_id=path.stem, positions=result.positions, joint_mask=mask, fps=opts.fps,
                 source=source, dataset="local")

@@ -42,8 +42,13 @@ import numpy as np
 
 from eai.toolkit.canonical import unit_scale
 from eai.toolkit.clip import Clip
-from eai.toolkit.rotations import (ORDERS, euler_to_matrix, frame_from_two_vectors,
-                                   matrix_between_vectors, matrix_to_euler)
+from eai.toolkit.rotations import (
+    ORDERS,
+    euler_to_matrix,
+    frame_from_two_vectors,
+    matrix_between_vectors,
+    matrix_to_euler,
+)
 from eai.toolkit.skeleton import CANONICAL_JOINTS, PARENT_INDEX
 
 

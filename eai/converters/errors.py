@@ -1,4 +1,5 @@
-"""Errors a reader raises for bad input: always the file, the position, what was expected, the fix."""
+"""Errors a reader raises for bad input: always the file, the position, what was expected, the
+fix."""
 
 from __future__ import annotations
 

@@ -17,7 +17,6 @@ backend and figure registry of other users in the process are left alone.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import tempfile
 import warnings
@@ -29,7 +28,11 @@ from matplotlib import __version__ as mpl_version
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+from matplotlib.markers import MarkerStyle
 from matplotlib.patches import Rectangle
+from matplotlib.path import Path as MplPath
+from matplotlib.transforms import Bbox, IdentityTransform
+from threadpoolctl import threadpool_limits
 
 from eai.toolkit.clip import Clip
 from eai.toolkit.skeleton import BONES, CANONICAL_JOINTS, JOINT_INDEX
@@ -45,6 +48,10 @@ TICK_M = 0.5  # floor tick spacing, metres
 # boxplot's `vert` became `orientation` in matplotlib 3.10 (and `vert` warns there)
 _MPL = tuple(int(p) for p in mpl_version.split(".")[:2])
 HORIZONTAL = {"orientation": "horizontal"} if _MPL >= (3, 10) else {"vert": False}
+# H.264 of MP4 animations. x264 is most of a render's cost: "ultrafast" encodes at about three
+# times the rate of "veryfast" for files about three times larger (about 100 kB per second of
+# 640 x 240 video); crf 20 keeps lines and text clean (BENCHMARKS.md, section 6).
+X264 = ["-preset", "ultrafast", "-crf", "23"]
 
 
 def _side(joint: int) -> str:
@@ -177,54 +184,282 @@ def _frame_indices(clip: Clip, fps: float | None) -> tuple[np.ndarray, float]:
     return np.minimum(np.round(np.arange(n) * clip.fps / fps).astype(int), clip.num_frames - 1), fps
 
 
+def _gc(renderer, colour: str, width: float, cap: str, clip):
+    g = renderer.new_gc()
+    g.set_foreground(colour)
+    g.set_linewidth(width)  # points, as artists give it
+    g.set_capstyle(cap)
+    g.set_joinstyle("round")
+    g.set_antialiased(True)
+    g.set_clip_rectangle(clip)
+    return g
+
+
+class _Sprite:
+    """One view of an animation, drawn straight onto the Agg renderer.
+
+    The picture of a `_Panel` (colours, widths, caps, order, clipping, the head marker, the
+    floor and its ticks), pixel for pixel, without artists: every frame's coordinates are
+    converted to pixels up front with numpy, and a frame is a handful of renderer calls (going
+    through Line2D, draw_artist and set_xlim cost about ten times more than the pixels). It
+    also knows which pixels a frame can touch (`dirty`), so only those need converting.
+    """
+
+    def __init__(self, renderer, box, ylim, pos: np.ndarray, view: str, scale: float, centres,
+                 half: float, lw: float):
+        sx, sy = box.width / (2 * half), box.height / (ylim[1] - ylim[0])
+        x_off = box.x0 - (np.asarray(centres, dtype=np.float64) - half) * sx  # per frame
+        ty = box.y0 - ylim[0] * sy  # display y of world y = 0, the floor
+        self.renderer, self.box, self.sx, self.x_off, self.floor = renderer, box, sx, x_off, ty
+        self.moving = bool(np.ptp(x_off) > 0) if len(x_off) else False  # the camera follows
+        # Side view: the right limbs are near the camera, draw them over the trunk and the left.
+        order = ("left", "trunk", "right") if view == "side" else ("trunk", "left", "right")
+        self.groups = []
+        for group in order:
+            if not GROUPS[group]:
+                continue
+            p, c = np.array(GROUPS[group]).T
+            ends = np.stack([pos[:, p], pos[:, c]], 2)[..., [VIEW_AXIS[view], 1]]  # T,B,2,2
+            xy = np.empty(ends.shape)
+            xy[..., 0] = ends[..., 0] * sx + x_off[:, None, None]
+            xy[..., 1] = ends[..., 1] * sy + ty
+            xy = xy.reshape(len(pos), -1, 2)
+            path = MplPath(xy[0].copy(), np.tile(_SEGMENT, len(p)))
+            self.groups.append((_gc(renderer, COLOURS[group], lw, "round", box), xy, path))
+        head = pos[:, JOINT_INDEX["head"], [VIEW_AXIS[view], 1]]
+        self.head = np.stack([head[:, 0] * sx + x_off, head[:, 1] * sy + ty], -1)
+        self.head_gc = _gc(renderer, COLOURS["trunk"], lw * 0.8, "butt", box)
+        marker, px = MarkerStyle("o"), renderer.points_to_pixels(0.2 / scale * 72 / DPI)
+        self.marker = (marker.get_path(), marker.get_transform().scale(px, px))  # 20 cm head
+        xs = pos[..., VIEW_AXIS[view]][np.isfinite(pos[..., VIEW_AXIS[view]])]
+        lo, hi = (xs.min() - 5, xs.max() + 5) if xs.size else (-5.0, 5.0)  # 5 m: beyond a window
+        self.ticks = np.arange(np.floor(lo / TICK_M), np.ceil(hi / TICK_M) + 1) * TICK_M
+        self.tick_y = (ty, -4 * scale * sy + ty)
+        self.tick_gc = _gc(renderer, "#999999", 1.0, "butt", box)
+        self.head_ok = np.isfinite(self.head).all(-1)
+        self.head_path = MplPath(self.head[:1].copy())
+        # Per frame, the pixels the figure can touch, as two rectangles (upper body with the
+        # head, lower body: a walker's legs spread where the arms do not): bone ends and the
+        # head, widened by half a line (round caps), the head's radius and edge, and a pixel of
+        # antialiasing. yuv420p converts only these.
+        lw_px = renderer.points_to_pixels(lw)
+        bones = np.array(BONES)
+        xy = np.stack([pos[:, bones[:, 0]], pos[:, bones[:, 1]]], 2)[..., [VIEW_AXIS[view], 1]]
+        xy[..., 0] = xy[..., 0] * sx + x_off[:, None, None]
+        xy[..., 1] = xy[..., 1] * sy + ty
+        lower = np.array([CANONICAL_JOINTS[p] == "pelvis" or CANONICAL_JOINTS[c].endswith(
+            ("hip", "knee", "ankle", "foot")) for p, c in BONES])
+        head_r = px / 2 + lw_px * 0.4
+        self.rects = [[] for _ in range(len(pos))]
+        for part, extra in ((~lower, self.head), (lower, None)):
+            pts = xy[:, part].reshape(len(pos), -1, 2)
+            pad = np.full(pts.shape[1], lw_px / 2)
+            if extra is not None:
+                pts, pad = np.concatenate([pts, extra[:, None]], 1), np.append(pad, head_r)
+            lo = np.where(np.isfinite(pts), pts - pad[:, None], np.inf).min(1) - 2.0
+            hi = np.where(np.isfinite(pts), pts + pad[:, None], -np.inf).max(1) + 2.0
+            for i, r in enumerate(_pixel_rects(lo, hi, renderer.height, renderer.width)):
+                if r is not None:
+                    self.rects[i].append(r)
+        if self.moving:  # the floor ticks scroll
+            strip = _pixel_rects(np.array([[box.x0, self.tick_y[1] - 2]]),
+                                 np.array([[box.x1, ty + 2]]), renderer.height, renderer.width)[0]
+            for r in self.rects:
+                r.append(strip)
+
+    def draw_static(self) -> None:
+        """The floor: a grey band below y = 0 and its line (axhspan and axhline in _Panel),
+        and the ticks too when the camera stands still."""
+        b, r = self.box, self.renderer
+        band = _gc(r, "#eeeeee", 0.0, "butt", b)
+        r.draw_path(band, MplPath([(b.x0, b.y0), (b.x1, b.y0), (b.x1, self.floor),
+                                   (b.x0, self.floor), (b.x0, b.y0)], closed=True),
+                    _IDENTITY, band.get_rgb())
+        r.draw_path(_gc(r, "#999999", 1.0, "projecting", b),
+                    MplPath([(b.x0, self.floor), (b.x1, self.floor)]), _IDENTITY)
+        if not self.moving and len(self.x_off):
+            self._ticks(0)
+
+    def _ticks(self, i: int) -> None:
+        x = self.ticks * self.sx + self.x_off[i]
+        x = x[(x > self.box.x0 - 2) & (x < self.box.x1 + 2)]
+        if x.size:
+            v = np.empty((2 * x.size, 2))
+            v[:, 0] = np.repeat(x, 2)
+            v[0::2, 1], v[1::2, 1] = self.tick_y
+            self.renderer.draw_path(self.tick_gc, MplPath(v, np.tile(_SEGMENT, x.size)),
+                                    _IDENTITY)
+
+    def draw(self, i: int) -> None:
+        r = self.renderer
+        if self.moving:
+            self._ticks(i)
+        # One Path per group, its vertices overwritten in place each frame: building a Path
+        # costs more than drawing it. (Our own objects; the renderer reads them when called.)
+        for gc, xy, path in self.groups:
+            path.vertices[...] = xy[i]
+            r.draw_path(gc, path, _IDENTITY)
+        if self.head_ok[i]:
+            self.head_path.vertices[0] = self.head[i]
+            r.draw_markers(self.head_gc, *self.marker, self.head_path, _IDENTITY,
+                           (1.0, 1.0, 1.0, 1.0))
+
+
+def _pixel_rects(lo: np.ndarray, hi: np.ndarray, height: int, width: int) -> list:
+    """Display rectangles (rows of lo and hi: x0, y0 and x1, y1; y up) as buffer slices
+    (row0, row1, col0, col1), snapped outward to even bounds (the 2x2 chroma grid); None where
+    a rectangle is empty or not finite."""
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(lo).all(1) & np.isfinite(hi).all(1) & (hi > lo).all(1)
+        lo, hi = np.where(ok[:, None], lo, 0), np.where(ok[:, None], hi, 0)
+    r0 = np.clip(np.floor(height - hi[:, 1]) // 2 * 2, 0, height).astype(int)
+    r1 = np.clip(np.ceil(np.ceil(height - lo[:, 1]) / 2) * 2, 0, height).astype(int)
+    c0 = np.clip(np.floor(lo[:, 0]) // 2 * 2, 0, width).astype(int)
+    c1 = np.clip(np.ceil(np.ceil(hi[:, 0]) / 2) * 2, 0, width).astype(int)
+    ok &= (r1 > r0) & (c1 > c0)
+    return [(a, b, c, d) if k else None for a, b, c, d, k in
+            zip(r0.tolist(), r1.tolist(), c0.tolist(), c1.tolist(), ok.tolist())]
+
+
+_YUV = os.environ.get("EAI_RENDER_RGBA") is None
+_IDENTITY = IdentityTransform()
+_SEGMENT = np.array([MplPath.MOVETO, MplPath.LINETO], dtype=MplPath.code_type)
+# The clock's pixels by (text, the pixels under it): clips at 30 fps all show the same times,
+# and drawing text costs more than the rest of a frame.
+_CLOCK_CACHE: dict[tuple[str, bytes], np.ndarray] = {}
+_CLOCK_CACHE_MAX = 20_000
+CLOCK_W = 46  # pixels at the top right that the clock may use (the colour key ends left of it)
+# RGB -> Y'CbCr, BT.601 with video range (what ffmpeg's own conversion and players assume for
+# video of this size), rows Y, Cb, Cr; the offsets carry +0.5 to round.
+_YCC = np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0],
+                 [112.0, -93.786, -18.214]], dtype=np.float32).T / 255
+_YCC_OFF = np.array([16.5, 128.5, 128.5], dtype=np.float32)
+_Y4 = np.append(_YCC[:, 0], 0).astype(np.float32)  # RGBA -> Y'
+_CC4 = np.vstack([_YCC[:, 1:] / 4, [0, 0]]).astype(np.float32)  # 2x2 RGBA sum -> Cb, Cr
+
+
+class _Animation:
+    """The frames of one clip's animation. The static picture (texts, floor) is drawn once;
+    each frame restores it and draws the figure, the moving floor ticks and the clock."""
+
+    def __init__(self, clip: Clip, views: Sequence[str], size: tuple[int, int],
+                 fps: float | None):
+        if not views or any(v not in VIEW_AXIS for v in views):
+            raise ValueError(f"views must be among {sorted(VIEW_AXIS)}, got {list(views)}")
+        w, h = int(size[0]), int(size[1])
+        if w < 32 or h < 32 + TITLE_PX:
+            raise ValueError(f"size must be at least 32 x {32 + TITLE_PX} pixels, got {w} x {h}")
+        indices, self.fps = _frame_indices(clip, fps)
+        W, ah, pos = w * len(views), h - TITLE_PX, _clean_positions(clip)
+        scale, ylim, centres = _framing(pos, views, w, ah, follow_frames=int(clip.fps / 2))
+        # +0.5 px: Agg truncates the float canvas size, so this lands exactly on W x h.
+        fig = Figure(figsize=((W + 0.5) / DPI, (h + 0.5) / DPI), dpi=DPI, facecolor="white")
+        canvas = FigureCanvasAgg(fig)
+        lw = float(np.clip(2.0 * h / 240, 1.0, 4.0))
+        n = len(views)
+        for k, v in enumerate(views):  # where a _Panel's axes would put its label
+            fig.text((k + 0.02) / n, 0.97 * ah / h, v, fontsize=6.5, color="#888888", va="top")
+        for k, side in enumerate(("left", "right")):  # the colour key, as the front view sees it
+            fig.text(1 - (50 + 30 * k) / W, 1 - 2 / h, side, color=COLOURS[side], fontsize=7,
+                     va="top", ha="right")
+        title, room = _label(clip), max(8, int((W - 110) / 5.2))  # characters that fit
+        title = title if len(title) <= room else "…" + title[-(room - 1):]
+        fig.text(3 / W, 1 - 2 / h, title, fontsize=7, va="top", ha="left", color="#222222")
+        self.clock = fig.text(1 - 3 / W, 1 - 2 / h, "", fontsize=7, va="top", ha="right",
+                              color="#222222", animated=True)
+        canvas.draw()  # the texts; no Axes: building two costs more than a clip's frames
+        renderer, fw, fh = canvas.get_renderer(), fig.bbox.width, fig.bbox.height
+        self.sprites = []
+        for k, v in enumerate(views):
+            box = Bbox.from_extents(k / n * fw, 0.0, (k + 1) / n * fw, ah / h * fh)
+            self.sprites.append(_Sprite(renderer, box, ylim, pos[indices], v, scale,
+                                        centres[v][indices], w * scale / 2, lw))
+            self.sprites[-1].draw_static()
+        self.fig, self.canvas, self.renderer = fig, canvas, renderer
+        self.background = canvas.copy_from_bbox(fig.bbox)
+        self.buf = np.asarray(canvas.buffer_rgba())  # (h, W, 4), the canvas itself
+        self.n, self.h, self.W = len(indices), h, W
+        self.corner = (slice(0, TITLE_PX), slice(max(0, W - CLOCK_W), W))
+        self._under = self.buf[self.corner].tobytes()  # what the clock is drawn over
+
+    def _clock(self, text: str) -> None:
+        key = (text, self._under)
+        block = _CLOCK_CACHE.get(key)
+        if block is not None:
+            self.buf[self.corner] = block
+            return
+        self.clock.set_text(text)
+        self.fig.draw_artist(self.clock)
+        box = self.clock.get_window_extent(self.renderer)
+        if box.x0 >= self.W - CLOCK_W and box.y0 >= self.h - TITLE_PX:  # all in the corner
+            if len(_CLOCK_CACHE) >= _CLOCK_CACHE_MAX:
+                _CLOCK_CACHE.clear()
+            _CLOCK_CACHE[key] = self.buf[self.corner].copy()
+
+    def _draw(self, i: int) -> None:
+        self.canvas.restore_region(self.background)
+        for s in self.sprites:
+            s.draw(i)
+        self._clock(f"{i / self.fps:5.2f} s")
+
+    def rgba(self) -> Iterator[np.ndarray]:
+        """Each frame as the canvas's (h, W, 4) buffer, valid until the next is drawn."""
+        for i in range(self.n):
+            self._draw(i)
+            yield self.buf
+
+    def yuv420p(self) -> Iterator[np.ndarray]:
+        """Each frame as planar Y'CbCr 4:2:0 (one flat uint8 array, reused), for even sizes.
+        Only the pixels a frame can have drawn on are converted; the rest come from the
+        converted background. Converting here is cheaper than sending four bytes a pixel
+        through the pipe for ffmpeg to convert."""
+        h, W = self.h, self.W
+        if h % 2 or W % 2:
+            raise ValueError(f"yuv420p needs even sizes, got {W} x {h}")
+        out = np.empty(h * W * 3 // 2, np.uint8)
+        planes = (out[:h * W].reshape(h, W), out[h * W:h * W * 5 // 4].reshape(h // 2, W // 2),
+                  out[h * W * 5 // 4:].reshape(h // 2, W // 2))
+        corner = (0, TITLE_PX + TITLE_PX % 2, self.corner[1].start // 2 * 2, W)
+        # The products below are small: BLAS's thread pool would only spin (and on a busy
+        # machine cost more than the arithmetic), so BLAS runs on this thread meanwhile.
+        with threadpool_limits(1, user_api="blas"):
+            _to_yuv(self.buf, planes, 0, h, 0, W)
+            still = out.copy()
+            for i in range(self.n):
+                self._draw(i)
+                out[:] = still
+                for s in self.sprites:
+                    for r0, r1, c0, c1 in s.rects[i]:
+                        _to_yuv(self.buf, planes, r0, r1, c0, c1)
+                _to_yuv(self.buf, planes, *corner)
+                yield out
+
+
+def _to_yuv(rgba: np.ndarray, planes, r0: int, r1: int, c0: int, c1: int) -> None:
+    """Convert rgba[r0:r1, c0:c1] (even bounds) into the Y, Cb, Cr planes; chroma from the
+    mean of each 2x2 block. The block sums add whole pixels at once: a pixel widened to four
+    16-bit lanes is one 64-bit word (sums of four bytes never carry into the next lane)."""
+    r, c = r1 - r0, c1 - c0
+    u = rgba[r0:r1, c0:c1].astype(np.uint16)  # RGBA; alpha weighs nothing below
+    planes[0][r0:r1, c0:c1] = (u.reshape(-1, 4) @ _Y4 + _YCC_OFF[0]).reshape(r, c)
+    px = u.view(np.uint64).reshape(r, c)
+    px = px[0::2] + px[1::2]
+    px = px[:, 0::2] + px[:, 1::2]
+    cc = px.view(np.uint16).reshape(-1, 4).astype(np.float32) @ _CC4 + _YCC_OFF[1:]
+    planes[1][r0 // 2:r1 // 2, c0 // 2:c1 // 2] = cc[:, 0].reshape(r // 2, c // 2)
+    planes[2][r0 // 2:r1 // 2, c0 // 2:c1 // 2] = cc[:, 1].reshape(r // 2, c // 2)
+
+
 def render_frames(clip: Clip, views: Sequence[str] = ("front", "side"),
                   size: tuple[int, int] = (320, 240), fps: float | None = None
                   ) -> Iterator[np.ndarray]:
     """(h, w * len(views), 3) uint8 RGB frames, one panel per view; size is (w, h) per view.
 
-    fps resamples in time (nearest frame); None keeps the clip's own frame rate. The figure
-    is drawn once; each frame restores that background and redraws only what moves (blitting).
+    fps resamples in time (nearest frame); None keeps the clip's own frame rate. The static
+    picture is drawn once; each frame restores it and redraws only what moves.
     """
-    if not views or any(v not in VIEW_AXIS for v in views):
-        raise ValueError(f"views must be among {sorted(VIEW_AXIS)}, got {list(views)}")
-    w, h = int(size[0]), int(size[1])
-    if w < 32 or h < 32 + TITLE_PX:
-        raise ValueError(f"size must be at least 32 x {32 + TITLE_PX} pixels, got {w} x {h}")
-    indices, out_fps = _frame_indices(clip, fps)
-    W, ah, pos = w * len(views), h - TITLE_PX, _clean_positions(clip)
-    scale, ylim, centres = _framing(pos, views, w, ah, follow_frames=int(clip.fps / 2))
-    # +0.5 px: Agg truncates the float canvas size, so this lands exactly on W x h.
-    fig = Figure(figsize=((W + 0.5) / DPI, (h + 0.5) / DPI), dpi=DPI, facecolor="white")
-    canvas = FigureCanvasAgg(fig)
-    lw = float(np.clip(2.0 * h / 240, 1.0, 4.0))
-    panels = []
-    for k, v in enumerate(views):
-        ax = fig.add_axes((k / len(views), 0.0, 1 / len(views), ah / h))
-        panels.append(_Panel(ax, pos, v, scale, ylim, lw, animated=True))
-        ax.text(0.02, 0.97, v, transform=ax.transAxes, fontsize=6.5, color="#888888", va="top")
-    for k, side in enumerate(("left", "right")):  # the colour key, as the front view sees it
-        fig.text(1 - (50 + 30 * k) / W, 1 - 2 / h, side, color=COLOURS[side], fontsize=7,
-                 va="top", ha="right")
-    title, room = _label(clip), max(8, int((W - 110) / 5.2))  # characters that fit
-    title = title if len(title) <= room else "…" + title[-(room - 1):]
-    fig.text(3 / W, 1 - 2 / h, title, fontsize=7, va="top", ha="left", color="#222222")
-    clock = fig.text(1 - 3 / W, 1 - 2 / h, "", fontsize=7, va="top", ha="right",
-                     color="#222222", animated=True)
-    canvas.draw()
-    background = canvas.copy_from_bbox(fig.bbox)
-
-    def frames() -> Iterator[np.ndarray]:
-        for n, i in enumerate(indices):
-            canvas.restore_region(background)
-            for p in panels:
-                p.show(i, centres[p.view][i], w * scale / 2)
-                for a in p.artists:
-                    p.ax.draw_artist(a)
-            clock.set_text(f"{n / out_fps:5.2f} s")
-            fig.draw_artist(clock)
-            yield np.asarray(canvas.buffer_rgba())[:h, :W, :3].copy()
-
-    return frames()  # an inner generator, so bad arguments fail here and not at first next()
+    anim = _Animation(clip, views, size, fps)  # bad arguments fail here, not at next()
+    return (f[..., :3].copy() for f in anim.rgba())
 
 
 @contextlib.contextmanager
@@ -258,7 +493,9 @@ def write_animation(clip: Clip, path: str | Path, fps: float | None = None,
         raise ValueError(f"{path}: animations are .mp4 or .gif (got {suffix or 'no suffix'!r})")
     if suffix == ".gif":
         fps = 100.0 / max(2, int(np.ceil(100.0 / (fps or clip.fps) - 1e-9)))
-    frames = render_frames(clip, views=views, size=size, fps=fps)
+        frames = render_frames(clip, views=views, size=size, fps=fps)
+    else:
+        anim = _Animation(clip, views, size, fps)
     with _atomic(path) as tmp:
         if suffix == ".gif":
             # Pillow (imageio's own GIF backend) directly: quantising each frame to a small
@@ -272,21 +509,46 @@ def write_animation(clip: Clip, path: str | Path, fps: float | None = None,
             first.save(tmp, format="GIF", save_all=True, append_images=quantised,
                        duration=round(1000 / fps), loop=0)
             return path
-        import imageio_ffmpeg
-
-        first = next(frames)
-        h, w = first.shape[0] + first.shape[0] % 2, first.shape[1] + first.shape[1] % 2
-        writer = imageio_ffmpeg.write_frames(
-            tmp, (w, h), fps=fps or clip.fps, codec="libx264", pix_fmt_out="yuv420p",
-            quality=7, macro_block_size=1, output_params=["-movflags", "+faststart"])
-        writer.send(None)
-        try:
-            for frame in itertools.chain([first], frames):  # yuv420p wants even sizes: pad
-                writer.send(np.ascontiguousarray(np.pad(
-                    frame, ((0, h - frame.shape[0]), (0, w - frame.shape[1]), (0, 0)), "edge")))
-        finally:
-            writer.close()
+        if _YUV and anim.h % 2 == 0 and anim.W % 2 == 0:
+            _write_mp4(anim.yuv420p(), "yuv420p", anim.W, anim.h, anim.fps, tmp)
+        else:  # yuv420p wants even sizes: pad the RGBA frames by a row or column
+            pad = ((0, anim.h % 2), (0, anim.W % 2), (0, 0))
+            _write_mp4((np.pad(f, pad, "edge") for f in anim.rgba()), "rgba",
+                       anim.W + anim.W % 2, anim.h + anim.h % 2, anim.fps, tmp)
     return path
+
+
+def _write_mp4(frames: Iterator[np.ndarray], pix_fmt: str, w: int, h: int, fps: float,
+               path: str) -> None:
+    """H.264 (yuv420p, BT.601 video range) through ffmpeg's stdin (imageio-ffmpeg's binary),
+    with the X264 settings: the encoder is most of a clip's cost."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+           "-f", "rawvideo", "-pix_fmt", pix_fmt, "-s", f"{w}x{h}", "-r", repr(float(fps)),
+           "-i", "-", "-an", "-c:v", "libx264", "-pix_fmt", "yuv420p", *X264,
+           "-colorspace", "smpte170m", "-color_range", "tv", "-movflags", "+faststart", path]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        try:
+            for frame in frames:
+                proc.stdin.write(frame)  # written before the next frame is drawn over it
+        except BrokenPipeError:
+            pass  # ffmpeg stopped: its message follows
+        finally:
+            proc.stdin.close()
+        err = proc.stderr.read().decode(errors="replace").strip()
+        if proc.wait() != 0:
+            raise OSError(f"ffmpeg could not write {path} (exit {proc.returncode}): "
+                          f"{err[-500:] or 'no message'}")
+    finally:
+        if proc.poll() is None:  # an error or an interrupt on our side
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
 
 
 def _save_png(fig: Figure, path: str | Path) -> Path:

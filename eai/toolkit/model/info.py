@@ -85,7 +85,8 @@ def read_info(model_dir: str | Path) -> ModelInfo:
     try:
         d = read_versioned_json(path, "format_version", FORMAT_VERSION,
                                 f"{model_dir}: not an EAI-LLM model directory (no {INFO_FILE}); "
-                                f"make one with `eai model init -o {model_dir} --tokenizer TOK_DIR`")
+                                f"make one with `eai model init -o {model_dir} --tokenizer "
+                                f"TOK_DIR`")
     except (FileNotFoundError, ValueError) as e:
         raise ModelError(str(e)) from None
     try:

@@ -26,6 +26,7 @@ from eai.toolkit import dataset as ds
 from eai.toolkit.clip import Clip
 from eai.toolkit.descriptors import DescriptorLevels, descriptor_matrix
 from eai.toolkit.tokenizer.config import TokenizerConfig
+from eai.toolkit.tokenizer.emotion import train_emotion_level
 from eai.toolkit.tokenizer.encode import (
     CONFIG,
     FORMAT_VERSION,
@@ -42,7 +43,6 @@ from eai.toolkit.tokenizer.features import (
     to_parts,
 )
 from eai.toolkit.tokenizer.metrics import codebook_usage, reconstruction_error
-from eai.toolkit.tokenizer.emotion import train_emotion_level
 
 STD_FLOOR = 0.01  # m, m/s, rad/s: keeps near-constant channels from dominating the loss
 LATENT_GUARD = 0.1  # weight of the penalty on latents far past FSQ's range (see _fit)
@@ -159,11 +159,17 @@ class _Crops:
                 torch.from_numpy(w.reshape(B, L, -1)).transpose(1, 2))
 
 
-def _load(dataset_dirs: Sequence[str | Path], fps: float) -> tuple[list[Clip], list[dict]]:
+def _load(dataset_dirs: Sequence[str | Path], fps: float, split: str | None = None
+          ) -> tuple[list[Clip], list[dict]]:
     clips, info = [], []
     for d in dataset_dirs:
         manifest = ds.read_manifest(d)
-        got = ds.load_clips(d)
+        if split is not None:  # e.g. "train": the evaluation clips never reach the tokenizer
+            from eai.toolkit.splits import split_ids
+
+            got = ds.load_clips(d, clip_ids=split_ids(d, split))
+        else:
+            got = ds.load_clips(d)
         for c in got:
             if abs(c.fps - fps) > 1e-3:
                 raise ValueError(f"{d}: clip {c.clip_id} is at {c.fps:g} fps, the tokenizer "
@@ -171,7 +177,7 @@ def _load(dataset_dirs: Sequence[str | Path], fps: float) -> tuple[list[Clip], l
         clips += got
         info.append({"path": str(Path(d).resolve()), "command": manifest.get("command"),
                      "eai_version": manifest.get("eai_version"), "clips": len(got),
-                     "names": sorted({c.dataset for c in got})})
+                     "names": sorted({c.dataset for c in got}), "split": split})
     ids = [c.clip_id for c in clips]
     if len(set(ids)) != len(ids):
         dup = sorted({i for i in ids if ids.count(i) > 1})[:3]
@@ -198,12 +204,14 @@ def _lr(step: int, cfg: TokenizerConfig) -> float:
 
 def train_tokenizer(dataset_dirs: Sequence[str | Path], out_dir: str | Path,
                     config: TokenizerConfig | None = None,
-                    progress: bool = True) -> TokenizerReport:
-    """Train on the datasets, evaluate, and write tokenizer.safetensors + tokenizer.json."""
+                    progress: bool = True, split: str | None = None) -> TokenizerReport:
+    """Train on the datasets, evaluate, and write tokenizer.safetensors + tokenizer.json.
+    split: only the clips of this split of each dataset's splits.json (e.g. "train", so that
+    the emotion classifier never sees the labels of the clips models are evaluated on)."""
     cfg = config or TokenizerConfig()
     cfg.validate()
     t0 = time.perf_counter()
-    clips, info = _load(dataset_dirs, cfg.fps)
+    clips, info = _load(dataset_dirs, cfg.fps, split)
     train, held = split_clips(clips, cfg.held_out_fraction, cfg.seed)
     feats = _features(train)
     mean, std = _stats(feats)

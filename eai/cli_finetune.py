@@ -1,0 +1,107 @@
+"""`eai finetune`: curated pairs + training clips -> a new, finetuned EAI-LLM directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("finetune")
+    def finetune(
+        model: Path = typer.Option(..., "--model", help="EAI-LLM model directory to start "
+                                   "from (never modified)."),
+        dataset: Path = typer.Option(..., "--dataset", help="Unified dataset directory."),
+        out: Path = typer.Option(..., "-o", "--out", help="New model directory."),
+        curated: Optional[Path] = typer.Option(None, "--curated", help="Curated pairs JSONL "
+                                               "(eai review pull)."),
+        split_file: Optional[Path] = typer.Option(None, help="splits.json (default: "
+                                                  "DATASET/splits.json)."),
+        no_split: bool = typer.Option(False, "--no-split", help="Train on every clip (no "
+                                      "evaluation split)."),
+        epochs: float = typer.Option(3.0, help="Epochs of stage 2 (instruction)."),
+        align_epochs: float = typer.Option(1.0, help="Epochs of stage 1 (alignment); 0 skips "
+                                           "it."),
+        max_steps: Optional[int] = typer.Option(None, help="Cap on each stage's steps."),
+        lr: float = typer.Option(2e-4, help="Peak learning rate."),
+        lora_r: int = typer.Option(16, help="LoRA rank (alpha = 2 x rank)."),
+        batch_size: int = typer.Option(4, help="Examples per forward pass (per device)."),
+        grad_accum: int = typer.Option(2, help="Forward passes per optimiser step."),
+        max_length: int = typer.Option(1024, help="Longest example in tokens (longer ones are "
+                                       "left out)."),
+        save_steps: int = typer.Option(25, help="Checkpoint every N steps (for --resume)."),
+        seed: int = typer.Option(0, help="Seed (data order, LoRA init, dropout)."),
+        bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bfloat16 autocast "
+                                            "(default: where the GPU or CPU is fast at it)."),
+        gradient_checkpointing: bool = typer.Option(False, help="Recompute activations: less "
+                                                    "memory, ~30% more time."),
+        resume: bool = typer.Option(False, help="Continue an interrupted run."),
+        force: bool = typer.Option(False, help="Replace -o, or drop an interrupted run."),
+    ) -> None:
+        """Finetune EAI-LLM with LoRA: alignment on skeleton tokens, then instruction tuning on
+        the curated pairs and label-only clips; merged into a new model directory."""
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        from eai.cli import _fail, console
+        from eai.toolkit.finetune import FinetuneConfig, FinetuneError, run_finetune
+        from eai.toolkit.model import ModelError
+        from eai.toolkit.splits import SplitError
+
+        columns = (TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(),
+                   TimeRemainingColumn())
+        with Progress(*columns, console=console, transient=False) as bar:
+            tasks: dict[str, int] = {}
+
+            def on_progress(what: str, step: int, total: int, loss) -> None:
+                if what == "data":
+                    tasks["data"] = bar.add_task("examples", total=None, loss="-")
+                    return
+                if what != "step":
+                    if "data" in tasks:
+                        bar.update(tasks.pop("data"), visible=False)
+                    tasks["current"] = bar.add_task(what, total=None, loss="-")
+                    return
+                bar.update(tasks["current"], completed=step, total=total,
+                           loss="-" if loss is None else f"{loss:.3f}")
+            try:
+                cfg = FinetuneConfig(epochs=epochs, align_epochs=align_epochs,
+                                     max_steps=max_steps, lr=lr, lora_r=lora_r,
+                                     batch_size=batch_size, grad_accum=grad_accum,
+                                     max_length=max_length, save_steps=save_steps, seed=seed,
+                                     bf16=bf16, gradient_checkpointing=gradient_checkpointing)
+                info = run_finetune(model, dataset, out, curated, cfg, split_file,
+                                    not no_split, resume, force, on_progress)
+            except (FinetuneError, ModelError, SplitError, FileNotFoundError, ValueError) as e:
+                _fail(str(e))
+            except KeyboardInterrupt:
+                _fail("interrupted; continue with the same command and --resume", code=130)
+        if info is None:  # a non-main process of accelerate launch / torchrun
+            return
+        m = info.metrics["finetune"]
+        for w in m["warnings"]:
+            console.print(f"[yellow]warning:[/yellow] {w}", highlight=False, soft_wrap=True)
+        c = m["counts"]
+        console.print(f"examples: {c.get('examples_describe', 0)} describe + "
+                      f"{c.get('examples_label', 0)} label (alignment), "
+                      f"{c.get('examples_curated', 0)} curated + {c.get('examples_label_only', 0)}"
+                      f" label-only (instruction); {c['test_clips']} evaluation clips kept out",
+                      highlight=False, soft_wrap=True)
+        for stage in ("alignment", "instruction"):
+            s = m.get(stage, {})
+            if s.get("skipped"):
+                console.print(f"{stage}: skipped")
+            elif s:
+                console.print(f"{stage}: {s['steps']} steps, loss {s['first_loss']:.3f} -> "
+                              f"{s['final_loss']:.3f} ({s['seconds']:.0f} s)", highlight=False)
+        console.print(f"model {info.model_version} (parent {info.parent_version}) written to "
+                      f"{out}", highlight=False, soft_wrap=True)

@@ -1,0 +1,105 @@
+"""Training examples of `eai finetune`: (prompt ids, target ids) pairs for the two stages.
+
+Stage 1, alignment (no human text needed): the skeleton tokens alone ->
+  - "describe": statements the clip's own descriptors make true ("The person travels slowly.
+    The person keeps the head lowered."), from the levels that are unusual for its action;
+  - "label": `<emotion>LABEL</emotion>` for clips that carry an emotion.
+Stage 2, instruction tuning, with the drafting prompt (skeleton tokens + evidence), so what the
+model learns is exactly what drafting asks:
+  - "curated": a reviewed pair (accepted / edited / relabelled) -> `<emotion>..</emotion>
+    <explanation>..</explanation>`; rejected pairs never become targets;
+  - "label_only": a labelled clip without a usable reviewed pair -> `<emotion>LABEL</emotion>`
+    and nothing after it (no invented explanation, and no end token that would teach the model
+    to stop before explaining).
+The loss is on the target ids only. Prompts are rendered by eai.toolkit.drafting.prompts, the
+same code drafting uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from eai.toolkit.clip import Clip
+from eai.toolkit.drafting.answer import EMOTION_START
+from eai.toolkit.drafting.evidence import PROMPT_DESCRIPTORS, clip_evidence
+from eai.toolkit.drafting.prompts import (
+    PromptTemplate,
+    alignment_messages,
+    encode,
+    model_messages,
+    prompt_text,
+)
+
+
+@dataclass
+class Example:
+    clip_id: str
+    stage: int  # 1 alignment, 2 instruction
+    kind: str  # describe | label | curated | label_only
+    prompt_ids: list[int]
+    target_ids: list[int]
+
+    @property
+    def length(self) -> int:
+        return len(self.prompt_ids) + len(self.target_ids)
+
+
+def descriptor_statements(evidence: dict) -> str:
+    """Sentences the evidence makes true, e.g. "The person travels slowly. The person keeps the
+    head lowered."; a neutral sentence when no level is unusual."""
+    out = []
+    for name, (_, low, high) in PROMPT_DESCRIPTORS.items():
+        level = (evidence.get(name) or {}).get("level")
+        if level in ("low", "high"):
+            out.append(f"The person {low if level == 'low' else high}.")
+    return " ".join(out) if out else "The person moves in a typical way for this movement."
+
+
+class ExampleBuilder:
+    """Renders examples for one model directory (its tokenizers, template and label set)."""
+
+    def __init__(self, tokenizer, skeleton, template: PromptTemplate, labels: Sequence[str]):
+        self.tok, self.skeleton, self.tpl, self.labels = tokenizer, skeleton, template, list(labels)
+        eos = tokenizer.eos_token_id
+        self.eos = [eos] if eos is not None else []
+
+    def _prompt(self, messages, prefix: str = "") -> list[int]:
+        return encode(self.tok, prompt_text(self.tok, messages) + prefix)
+
+    def _answer(self, emotion: str, explanation: str | None) -> list[int]:
+        # the prompt ends with <emotion>, as in drafting; the target is what follows it
+        if explanation is None:
+            text = self.tpl.label_only_answer.format(emotion=emotion)
+        else:
+            text = self.tpl.answer.format(emotion=emotion, explanation=explanation)
+        return encode(self.tok, text.removeprefix(EMOTION_START))
+
+    def alignment(self, clip: Clip, motion: str, evidence: dict) -> list[Example]:
+        msgs = alignment_messages(self.tpl, "describe", motion, clip.action, self.labels)
+        out = [Example(clip.clip_id, 1, "describe", self._prompt(msgs),
+                       encode(self.tok, descriptor_statements(evidence)) + self.eos)]
+        if clip.emotion in self.labels:
+            msgs = alignment_messages(self.tpl, "label", motion, clip.action, self.labels)
+            out.append(Example(clip.clip_id, 1, "label", self._prompt(msgs, EMOTION_START),
+                               self._answer(clip.emotion, None)))
+        return out
+
+    def instruction(self, clip: Clip, motion: str, evidence: dict,
+                    pairs: Iterable[tuple[str, str]]) -> list[Example]:
+        """pairs: (emotion, explanation) of the clip's trainable curated pairs; none -> one
+        label-only example when the clip carries an emotion of the label set."""
+        msgs = model_messages(self.tpl, motion, evidence, clip.action, self.labels)
+        prompt = self._prompt(msgs, EMOTION_START)
+        out = [Example(clip.clip_id, 2, "curated", prompt, self._answer(e, text))
+               for e, text in dict.fromkeys(pairs)]
+        if not out and clip.emotion in self.labels:
+            out.append(Example(clip.clip_id, 2, "label_only", prompt,
+                               self._answer(clip.emotion, None)))
+        return out
+
+    def for_clip(self, clip: Clip, pairs: Sequence[tuple[str, str]]) -> list[Example]:
+        motion = self.skeleton.tokens_text(clip, sep="")
+        evidence = clip_evidence(clip, self.skeleton.levels)
+        return self.alignment(clip, motion, evidence) + self.instruction(clip, motion, evidence,
+                                                                         pairs)

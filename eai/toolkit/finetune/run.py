@@ -1,0 +1,162 @@
+"""`eai finetune` from end to end: data -> stage 1 -> stage 2 -> merged model with lineage."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import eai
+from eai.toolkit.finetune.data import TrainingData, build_training_data
+from eai.toolkit.finetune.examples import ExampleBuilder
+from eai.toolkit.finetune.train import (
+    STAGES,
+    FinetuneConfig,
+    FinetuneError,
+    ProgressHook,
+    check_run,
+    load_stage_adapter,
+    lora_model,
+    run_stage,
+)
+
+
+def _callbacks(on_progress: ProgressHook | None, stop_after: int | None) -> list:
+    """Trainer callbacks: progress (step, total, last loss) and, for tests of resuming, a stop
+    after N optimiser steps that behaves like Ctrl-C."""
+    from transformers import TrainerCallback
+
+    class Hooks(TrainerCallback):
+        loss: float | None = None
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "loss" in logs:
+                self.loss = float(logs["loss"])
+
+        def on_step_end(self, args, state, control, **kw):
+            if on_progress and state.is_world_process_zero:
+                on_progress("step", state.global_step, state.max_steps, self.loss)
+            if stop_after is not None and state.global_step >= stop_after:
+                control.should_save = True  # the checkpoint a real interruption would find
+
+        def on_save(self, args, state, control, **kw):
+            if stop_after is not None and state.global_step >= stop_after:
+                raise KeyboardInterrupt(f"stopped after step {state.global_step}")
+
+    return [Hooks()]
+
+
+def _is_main_process() -> bool:
+    """Rank 0 under torchrun / accelerate launch (they set RANK), or a single process."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _new_version(parent, out: Path, weights_sha: str) -> tuple[str, int]:
+    version = parent.version + 1
+    digest = hashlib.sha256(f"{weights_sha}\n{parent.model_version}".encode()).hexdigest()
+    return f"{parent.name}-v{version}-{digest[:8]}", version
+
+
+def run_finetune(model_dir: str | Path, dataset: str | Path, out: str | Path,
+                 curated: str | Path | None = None, config: FinetuneConfig | None = None,
+                 split_file: str | Path | None = None, use_split: bool = True,
+                 resume: bool = False, force: bool = False,
+                 on_progress: ProgressHook | None = None, stop_after: int | None = None):
+    """Finetune MODEL_DIR into a new directory `out`; returns the new ModelInfo (eai.json), or
+    None on the non-main processes of a multi-process launch."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from eai.toolkit.drafting.prompts import load_template
+    from eai.toolkit.model import load_skeleton_tokenizer, read_info
+    from eai.toolkit.model.files import (
+        ModelDirExistsError,
+        publish_dir,
+        sha256_files,
+        temp_sibling,
+        weight_files,
+    )
+    from eai.toolkit.model.info import SKELETON_DIR, write_info
+
+    cfg = config or FinetuneConfig()
+    model_dir, dataset, out = Path(model_dir), Path(dataset), Path(out).absolute()
+    parent = read_info(model_dir)
+    if out.exists() and any(out.iterdir()) and not force:
+        raise ModelDirExistsError(f"{out} exists; choose another -o or pass --force")
+    if out.resolve() == model_dir.resolve():
+        raise FinetuneError("-o is the model being finetuned; the parent directory is never "
+                            "modified: choose a new -o")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    skeleton = load_skeleton_tokenizer(model_dir)
+    builder = ExampleBuilder(tokenizer, skeleton, load_template(parent.prompt_template),
+                             parent.label_set)
+    if on_progress:
+        on_progress("data", 0, 0, None)
+    data: TrainingData = build_training_data(dataset, builder, Path(curated) if curated else None,
+                                             Path(split_file) if split_file else None,
+                                             use_split, cfg.max_length)
+    if not data.stage2:
+        raise FinetuneError(f"nothing to learn in stage 2: no trainable curated pair and no "
+                            f"labelled training clip in {dataset} ({data.counts})")
+    work = out.with_name(out.name + ".partial")
+    run = {"parent": parent.model_version, "config": cfg.to_dict(),
+           "data": [{k: v for k, v in s.items() if k in ("kind", "sha256", "manifest_sha256")}
+                    for s in data.sources]}
+    if _is_main_process():
+        check_run(work, run, resume, force)
+
+    torch.manual_seed(cfg.seed)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32,
+                                                 local_files_only=True)
+    peft_model = lora_model(model, parent.new_token_ids, cfg)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else \
+        tokenizer.eos_token_id
+    metrics: dict[str, Any] = {"counts": data.counts, "warnings": data.warnings}
+    epochs = {1: cfg.align_epochs, 2: cfg.epochs}
+    for stage, examples in ((1, data.stage1), (2, data.stage2)):
+        stage_dir = work / f"stage{stage}"
+        if (stage_dir / "done.json").is_file():
+            metrics[STAGES[stage]] = load_stage_adapter(peft_model, stage_dir)
+            continue
+        if not examples or epochs[stage] == 0:
+            metrics[STAGES[stage]] = {"stage": STAGES[stage], "skipped": True}
+            continue
+        if on_progress:
+            on_progress(STAGES[stage], 0, 0, None)
+        metrics[STAGES[stage]] = run_stage(peft_model, stage, examples, stage_dir,
+                                           epochs[stage], cfg, pad_id, resume,
+                                           _callbacks(on_progress, stop_after))
+    if not _is_main_process():
+        return None  # the other ranks trained; rank 0 alone merges and writes
+    merged = peft_model.merge_and_unload()
+    tmp = temp_sibling(out)
+    try:
+        merged.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        shutil.copytree(model_dir / SKELETON_DIR, tmp / SKELETON_DIR)
+        weights_sha = sha256_files(weight_files(tmp))
+        model_version, version = _new_version(parent, out, weights_sha)
+        info = parent.__class__.from_dict({
+            **parent.to_dict(), "model_version": model_version, "version": version,
+            "parent_version": parent.model_version, "weights_sha256": weights_sha,
+            "dtype": str(merged.dtype).removeprefix("torch."),
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "eai_version": eai.__version__,
+            "training_data": [*parent.training_data, {"model_version": model_version,
+                                                      "sources": data.sources}],
+            "metrics": {**{k: v for k, v in parent.metrics.items() if k != "finetune"},
+                        "finetune": metrics},
+            "finetune": {"parent_dir": str(model_dir.resolve()), "config": cfg.to_dict(),
+                         "lora": "peft LoRA on all linear layers + trainable added-token rows, "
+                                 "merged"}})
+        write_info(tmp, info)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if not publish_dir(tmp, out, replace=force):
+        raise ModelDirExistsError(f"{out} appeared while finetuning; nothing was replaced")
+    shutil.rmtree(work, ignore_errors=True)
+    return info

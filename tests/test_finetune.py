@@ -1,0 +1,223 @@
+"""`eai finetune`: training examples, the evaluation-split guard, and LoRA runs on the tiny model
+(interrupted and resumed runs end with the same weights as an uninterrupted one)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from eai.cli import app
+from eai.toolkit.dataset import load_clips
+from eai.toolkit.drafting.prompts import load_template
+from eai.toolkit.finetune import FinetuneConfig, FinetuneDataError, FinetuneError, run_finetune
+from eai.toolkit.finetune.data import build_training_data
+from eai.toolkit.finetune.examples import ExampleBuilder, descriptor_statements
+from eai.toolkit.finetune.train import ExampleDataset
+from eai.toolkit.model import load_skeleton_tokenizer, read_info
+from eai.toolkit.model.files import sha256_tree
+from eai.toolkit.review.curated import CuratedPair
+from eai.toolkit.splits import split_ids, write_splits
+
+TINY = dict(max_steps=2, batch_size=2, lora_r=4, save_steps=1, max_length=4096)
+
+
+@pytest.fixture(scope="module")
+def dataset(sample_dataset, tmp_path_factory):
+    """A copy of the sample set with a fixed split (the session's copy stays read-only)."""
+    ds = Path(shutil.copytree(sample_dataset, tmp_path_factory.mktemp("ft") / "ds"))
+    write_splits(ds, test_fraction=0.3, seed=0)
+    return ds
+
+
+@pytest.fixture(scope="module")
+def builder(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    info = read_info(tiny_model_dir)
+    return ExampleBuilder(AutoTokenizer.from_pretrained(tiny_model_dir),
+                          load_skeleton_tokenizer(tiny_model_dir),
+                          load_template(info.prompt_template), info.label_set)
+
+
+def _pair(clip_id: str, emotion: str | None, text: str, outcome: str = "accepted") -> dict:
+    return CuratedPair(clip_id=clip_id, emotion=emotion, explanation=text, outcome=outcome,
+                       draft=None, reviewer="r@example.org", rating=4, contradiction=False,
+                       lead_time_s=12.0, label_studio={"annotation_id": 1, "task_id": 1},
+                       updated_at="2026-11-26T00:00:00Z",
+                       rejected_because="marked_reject" if outcome == "rejected" else None
+                       ).to_dict()
+
+
+def _write(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+# -- examples ---------------------------------------------------------------------------------
+def test_example_targets_and_loss_mask(builder, dataset):
+    tok = builder.tok
+    clip = load_clips(dataset)[0]
+    examples = builder.for_clip(clip, [("sad", "The head hangs low. The steps are slow.")])
+    kinds = [e.kind for e in examples]
+    assert kinds == ["describe", "label", "curated"]
+    describe, label, curated = examples
+    assert tok.decode(label.target_ids) == f"{clip.emotion}</emotion>"  # no end token after it
+    assert tok.decode(curated.target_ids) == ("sad</emotion><explanation>The head hangs low. "
+                                              "The steps are slow.</explanation>")
+    assert tok.decode(curated.prompt_ids).endswith("<emotion>")
+    assert "<motion>" in tok.decode(curated.prompt_ids)
+    assert describe.target_ids[-1] == tok.eos_token_id
+    assert tok.decode(describe.target_ids[:-1]).startswith("The person ")
+    row = ExampleDataset([curated])[0]
+    n = len(curated.prompt_ids)
+    assert row["labels"][:n] == [-100] * n and row["labels"][n:] == curated.target_ids
+    only = builder.for_clip(clip, [])
+    assert [e.kind for e in only] == ["describe", "label", "label_only"]
+
+
+def test_descriptor_statements_follow_levels():
+    ev = {"root_speed_mean": {"level": "low"}, "head_pitch_mean": {"level": "high"},
+          "arm_expansion": {"level": "typical"}}
+    assert descriptor_statements(ev) == ("The person travels slowly. The person keeps the head "
+                                         "lowered.")
+    assert "typical" in descriptor_statements({})
+
+
+def test_answer_loss_equals_the_full_loss(tiny_model_dir):
+    """Left padding + logits for the answer positions only = the plain loss of each row."""
+    from transformers import AutoModelForCausalLM
+
+    from eai.toolkit.finetune.examples import Example
+    from eai.toolkit.finetune.train import answer_loss, make_collator
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    g = torch.Generator().manual_seed(0)
+    rows = [Example("a", 2, "curated", torch.randint(5, 300, (n,), generator=g).tolist(),
+                    torch.randint(5, 300, (k,), generator=g).tolist()) for n, k in
+            ((40, 7), (25, 12), (31, 3))]
+    batch = make_collator(pad_id=0)([ExampleDataset(rows)[i] for i in range(3)])
+    assert int(batch["keep"]) == 12 and (batch["attention_mask"][:, -1] == 1).all()
+    with torch.no_grad():
+        got = answer_loss(model, batch)
+        total, count = 0.0, 0
+        for e in rows:  # each row alone, unpadded, full logits
+            ids = torch.tensor([e.prompt_ids + e.target_ids])
+            labels = torch.tensor([[-100] * len(e.prompt_ids) + e.target_ids])
+            loss = model(input_ids=ids, labels=labels).loss
+            total, count = total + loss * len(e.target_ids), count + len(e.target_ids)
+    torch.testing.assert_close(got, total / count, rtol=1e-4, atol=1e-5)
+
+
+# -- the evaluation split ---------------------------------------------------------------------
+def test_an_evaluation_clip_in_the_curated_pairs_is_refused(builder, dataset, tmp_path):
+    test_clip = split_ids(dataset, "test")[0]
+    curated = _write(tmp_path / "c.jsonl", [_pair(test_clip, "sad", "Slow. Low head.")])
+    with pytest.raises(FinetuneDataError, match="evaluation split"):
+        build_training_data(dataset, builder, curated, None)
+
+
+def test_training_data_keeps_test_clips_and_rejected_pairs_out(builder, dataset, tmp_path):
+    train = split_ids(dataset, "train")
+    label = builder.labels[0]
+    curated = _write(tmp_path / "c.jsonl", [
+        _pair(train[0], label, "The steps are quick. The arms swing."),
+        _pair(train[1], None, "", outcome="rejected"),
+        _pair(train[2], label, "Edited text. Two sentences.", outcome="edited")])
+    data = build_training_data(dataset, builder, curated, None)
+    test = set(split_ids(dataset, "test"))
+    assert not {e.clip_id for e in data.stage1 + data.stage2} & test
+    curated_clips = [e.clip_id for e in data.stage2 if e.kind == "curated"]
+    assert curated_clips == [train[0], train[2]] or sorted(curated_clips) == sorted(
+        [train[0], train[2]])
+    assert data.counts["curated_rejected"] == 1 and data.counts["curated_trainable"] == 2
+    rejected = [e for e in data.stage2 if e.clip_id == train[1]]
+    assert [e.kind for e in rejected] == ["label_only"]  # its label, never its text
+    kinds = [s["kind"] for s in data.sources]
+    assert kinds == ["dataset", "splits", "curated"]
+
+
+# -- LoRA runs --------------------------------------------------------------------------------
+def _weights(model_dir: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    out = {}
+    for f in sorted(model_dir.glob("*.safetensors")):
+        out.update(load_file(str(f)))
+    return out
+
+
+def test_finetune_writes_a_new_model_with_lineage(tiny_model_dir, dataset, tmp_path):
+    parent = read_info(tiny_model_dir)
+    before = sha256_tree(tiny_model_dir)
+    train = split_ids(dataset, "train")
+    curated = _write(tmp_path / "c.jsonl", [_pair(train[0], parent.label_set[1],
+                                                  "The steps are quick. The arms swing.")])
+    info = run_finetune(tiny_model_dir, dataset, tmp_path / "v1", curated,
+                        FinetuneConfig(**TINY))
+    assert sha256_tree(tiny_model_dir) == before  # the parent is only read
+    assert info.version == 1 and info.parent_version == parent.model_version
+    assert info.model_version.startswith(f"{parent.name}-v1-")
+    assert read_info(tmp_path / "v1").to_dict() == info.to_dict()
+    m = info.metrics["finetune"]
+    assert m["alignment"]["steps"] == 2 and m["instruction"]["steps"] == 2
+    assert m["counts"]["examples_curated"] == 1 and m["counts"]["test_clips"] > 0
+    sources = info.training_data[-1]["sources"]
+    assert {s["kind"] for s in sources} == {"dataset", "splits", "curated"}
+    assert info.extra["finetune"]["config"]["lora_r"] == 4
+    old, new = _weights(tiny_model_dir), _weights(tmp_path / "v1")
+    assert set(old) == set(new)  # a plain checkpoint: no adapter tensors left
+    emb = next(k for k in new if "embed_tokens" in k)
+    ids = parent.new_token_ids
+    assert not torch.equal(old[emb][ids], new[emb][ids])  # the added rows trained
+    assert torch.equal(old[emb][:ids[0]], new[emb][:ids[0]])  # the base rows did not
+    assert not (tmp_path / "v1.partial").exists()
+    with pytest.raises(Exception, match="exists"):
+        run_finetune(tiny_model_dir, dataset, tmp_path / "v1", curated, FinetuneConfig(**TINY))
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tiny_model_dir, dataset, tmp_path):
+    cfg = FinetuneConfig(**{**TINY, "max_steps": 3})
+    run_finetune(tiny_model_dir, dataset, tmp_path / "straight", None, cfg)
+    with pytest.raises(KeyboardInterrupt):
+        run_finetune(tiny_model_dir, dataset, tmp_path / "cut", None, cfg, stop_after=2)
+    work = tmp_path / "cut.partial"
+    assert (work / "stage1" / "checkpoint-2").is_dir() and not (tmp_path / "cut").exists()
+    with pytest.raises(FinetuneError, match="--resume"):
+        run_finetune(tiny_model_dir, dataset, tmp_path / "cut", None, cfg)
+    with pytest.raises(FinetuneError, match="differ"):
+        run_finetune(tiny_model_dir, dataset, tmp_path / "cut", None,
+                     FinetuneConfig(**{**TINY, "max_steps": 3, "lr": 1e-3}), resume=True)
+    info = run_finetune(tiny_model_dir, dataset, tmp_path / "cut", None, cfg, resume=True)
+    assert info.metrics["finetune"]["alignment"]["resumed_from"] == "checkpoint-2"
+    a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "cut")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+
+
+def test_cli_finetune(tiny_model_dir, dataset, tmp_path):
+    r = CliRunner().invoke(app, ["finetune", "--model", str(tiny_model_dir), "--dataset",
+                                 str(dataset), "-o", str(tmp_path / "m"), "--max-steps", "1",
+                                 "--batch-size", "2", "--lora-r", "2", "--max-length", "4096"])
+    assert r.exit_code == 0, r.output
+    assert "evaluation clips kept out" in r.output and "written to" in r.output
+    assert read_info(tmp_path / "m").version == 1
+    r = CliRunner().invoke(app, ["finetune", "--model", str(tiny_model_dir), "--dataset",
+                                 str(tmp_path), "-o", str(tmp_path / "m2")])
+    assert r.exit_code == 1 and "error:" in r.output
+
+
+def test_tokenizer_trained_on_the_training_split_only(dataset, tmp_path):
+    from eai.toolkit.tokenizer import TokenizerConfig, load_tokenizer, train_tokenizer
+
+    cfg = TokenizerConfig(steps=2, hidden=8, depth=1, batch_size=4, crop_frames=16,
+                          held_out_fraction=0.0, threads=1)
+    train_tokenizer([dataset], tmp_path / "tok", cfg, progress=False, split="train")
+    meta = load_tokenizer(tmp_path / "tok").meta
+    assert meta["datasets"][0]["split"] == "train"
+    assert meta["datasets"][0]["clips"] == len(split_ids(dataset, "train"))
+    assert meta["emotion"].get("clips", 0) <= len(split_ids(dataset, "train"))
