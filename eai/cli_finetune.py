@@ -37,6 +37,8 @@ def register(app: typer.Typer) -> None:
                                             "(default: where the GPU or CPU is fast at it)."),
         gradient_checkpointing: bool = typer.Option(False, help="Recompute activations: less "
                                                     "memory, ~30% more time."),
+        threads: Optional[int] = typer.Option(None, help="torch CPU threads (on a busy CPU, "
+                                              "fewer threads than cores can be faster)."),
         resume: bool = typer.Option(False, help="Continue an interrupted run."),
         force: bool = typer.Option(False, help="Replace -o, or drop an interrupted run."),
     ) -> None:
@@ -52,6 +54,11 @@ def register(app: typer.Typer) -> None:
         )
 
         from eai.cli import _fail, console
+
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
         from eai.toolkit.finetune import FinetuneConfig, FinetuneError, run_finetune
         from eai.toolkit.model import ModelError
         from eai.toolkit.splits import SplitError

@@ -266,6 +266,7 @@ class _Sprite:
                                  np.array([[box.x1, ty + 2]]), renderer.height, renderer.width)[0]
             for r in self.rects:
                 r.append(strip)
+        self.rects = [_merged(r) for r in self.rects]
 
     def draw_static(self) -> None:
         """The floor: a grey band below y = 0 and its line (axhspan and axhline in _Panel),
@@ -305,6 +306,25 @@ class _Sprite:
                            (1.0, 1.0, 1.0, 1.0))
 
 
+def _merged(rects: list) -> list:
+    """Rectangles (row0, row1, col0, col1) with overlapping pairs joined where converting
+    their union costs less than converting both (a call costs about 2,000 pixels' worth)."""
+    rects = list(rects)
+    k = 0
+    while k < len(rects):
+        for j in range(k + 1, len(rects)):
+            a, b = rects[k], rects[j]
+            u = (min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3]))
+            area = lambda r: (r[1] - r[0]) * (r[3] - r[2])
+            if area(u) <= area(a) + area(b) + 2000:
+                rects[k] = u
+                del rects[j]
+                break
+        else:
+            k += 1
+    return rects
+
+
 def _pixel_rects(lo: np.ndarray, hi: np.ndarray, height: int, width: int) -> list:
     """Display rectangles (rows of lo and hi: x0, y0 and x1, y1; y up) as buffer slices
     (row0, row1, col0, col1), snapped outward to even bounds (the 2x2 chroma grid); None where
@@ -330,13 +350,14 @@ _CLOCK_CACHE: dict[tuple[str, bytes], np.ndarray] = {}
 _CLOCK_CACHE_MAX = 20_000
 CLOCK_W = 46  # pixels at the top right that the clock may use (the colour key ends left of it)
 # RGB -> Y'CbCr, BT.601 with video range (what ffmpeg's own conversion and players assume for
-# video of this size), rows Y, Cb, Cr; the offsets carry +0.5 to round.
+# video of this size): RGBA -> Y' weights, 2x2 RGBA sum -> Cb, Cr weights; +0.5 rounds.
 _YCC = np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0],
                  [112.0, -93.786, -18.214]], dtype=np.float32).T / 255
+_Y4 = np.append(_YCC[:, 0], 0).astype(np.float32)
+_CC4 = np.vstack([_YCC[:, 1:] / 4, [0, 0]]).astype(np.float32)
 _YCC_OFF = np.array([16.5, 128.5, 128.5], dtype=np.float32)
-_Y4 = np.append(_YCC[:, 0], 0).astype(np.float32)  # RGBA -> Y'
-_CC4 = np.vstack([_YCC[:, 1:] / 4, [0, 0]]).astype(np.float32)  # 2x2 RGBA sum -> Cb, Cr
-
+# The clock's corner as Y, Cb, Cr, by the same key as _CLOCK_CACHE
+_CLOCK_YUV: dict[tuple[str, bytes], tuple[np.ndarray, ...]] = {}
 
 class _Animation:
     """The frames of one clip's animation. The static picture (texts, floor) is drawn once;
@@ -379,12 +400,15 @@ class _Animation:
         self.background = canvas.copy_from_bbox(fig.bbox)
         self.buf = np.asarray(canvas.buffer_rgba())  # (h, W, 4), the canvas itself
         self.n, self.h, self.W = len(indices), h, W
-        self.corner = (slice(0, TITLE_PX), slice(max(0, W - CLOCK_W), W))
-        self._under = self.buf[self.corner].tobytes()  # what the clock is drawn over
+        # the clock's corner, on even bounds (the 2x2 chroma grid), and what it is drawn over
+        self.corner = (slice(0, TITLE_PX + TITLE_PX % 2), slice(max(0, (W - CLOCK_W) // 2 * 2), W))
+        self._under = self.buf[self.corner].tobytes()
+        self.clock_key: tuple[str, bytes] | None = None  # the cache key of the clock shown
 
     def _clock(self, text: str) -> None:
         key = (text, self._under)
         block = _CLOCK_CACHE.get(key)
+        self.clock_key = key if block is not None else None
         if block is not None:
             self.buf[self.corner] = block
             return
@@ -394,7 +418,9 @@ class _Animation:
         if box.x0 >= self.W - CLOCK_W and box.y0 >= self.h - TITLE_PX:  # all in the corner
             if len(_CLOCK_CACHE) >= _CLOCK_CACHE_MAX:
                 _CLOCK_CACHE.clear()
+                _CLOCK_YUV.clear()
             _CLOCK_CACHE[key] = self.buf[self.corner].copy()
+            self.clock_key = key
 
     def _draw(self, i: int) -> None:
         self.canvas.restore_region(self.background)
@@ -410,18 +436,22 @@ class _Animation:
 
     def yuv420p(self) -> Iterator[np.ndarray]:
         """Each frame as planar Y'CbCr 4:2:0 (one flat uint8 array, reused), for even sizes.
-        Only the pixels a frame can have drawn on are converted; the rest come from the
-        converted background. Converting here is cheaper than sending four bytes a pixel
-        through the pipe for ffmpeg to convert."""
+
+        Converting here costs less than sending four bytes a pixel through the pipe for ffmpeg
+        to convert, because little changes: the background is converted once, and a frame
+        only where it can have drawn (the sprites' rectangles) and the clock (cached by text).
+        """
         h, W = self.h, self.W
         if h % 2 or W % 2:
             raise ValueError(f"yuv420p needs even sizes, got {W} x {h}")
         out = np.empty(h * W * 3 // 2, np.uint8)
         planes = (out[:h * W].reshape(h, W), out[h * W:h * W * 5 // 4].reshape(h // 2, W // 2),
                   out[h * W * 5 // 4:].reshape(h // 2, W // 2))
-        corner = (0, TITLE_PX + TITLE_PX % 2, self.corner[1].start // 2 * 2, W)
-        # The products below are small: BLAS's thread pool would only spin (and on a busy
-        # machine cost more than the arithmetic), so BLAS runs on this thread meanwhile.
+        rows, cols = self.corner
+        corner = (rows.start, rows.stop, cols.start, cols.stop)
+        chroma = (slice(rows.start // 2, rows.stop // 2), slice(cols.start // 2, cols.stop // 2))
+        # The products below are small: BLAS's thread pool would only spin (on a busy machine
+        # that costs more than the arithmetic), so BLAS runs on this thread meanwhile.
         with threadpool_limits(1, user_api="blas"):
             _to_yuv(self.buf, planes, 0, h, 0, W)
             still = out.copy()
@@ -431,7 +461,15 @@ class _Animation:
                 for s in self.sprites:
                     for r0, r1, c0, c1 in s.rects[i]:
                         _to_yuv(self.buf, planes, r0, r1, c0, c1)
-                _to_yuv(self.buf, planes, *corner)
+                clock = _CLOCK_YUV.get(self.clock_key)
+                if clock is None:
+                    _to_yuv(self.buf, planes, *corner)
+                    if self.clock_key is not None:
+                        _CLOCK_YUV[self.clock_key] = (planes[0][rows, cols].copy(),
+                                                      planes[1][chroma].copy(),
+                                                      planes[2][chroma].copy())
+                else:
+                    planes[0][rows, cols], planes[1][chroma], planes[2][chroma] = clock
                 yield out
 
 
