@@ -25,7 +25,9 @@ What is measured (targets from issue #5, "Performance"):
   pull       eai.toolkit.review.pull.pull of all annotations into a new output file (fresh),
              then again into the same file (incremental: nothing new). Target: under 15 s for
              1,000 annotations.
-  pull floor one bare listing of the annotated tasks (project.list_tasks): the API's share.
+  pull floor what pull fetches (eai.toolkit.review.project.project_tasks: Label Studio's JSON
+             export and the predictions list) without converting or writing anything: the
+             API's share.
 
 Data: --clips synthetic clips (eai.toolkit.sample_data.generate_motion, 5 emotions, walk and
 idle, lengths drawn uniformly from 3-8 s at 30 fps like the real sets), written as NPY and
@@ -70,7 +72,7 @@ MODEL = "eai-bench-v1"
 FPS = 30
 
 
-# -- data -------------------------------------------------------------------------------------------
+# -- data ------------------------------------------------------------------------------------------
 def make_dataset(root: Path, n: int, seed: int) -> Path:
     """n NPY clips of 3-8 s (5 emotions, every fourth an idle) converted into root/ds."""
     from eai.converters.pipeline import ConvertConfig, run_convert
@@ -124,8 +126,9 @@ def make_drafts(dataset: Path, out: Path, seed: int) -> tuple[list, Path]:
         said = " ".join(
             ("The figure " if i == 0 else "It ") + PROMPT_DESCRIPTORS[n][1 if lv == "low" else 2]
             + "." for i, (n, lv) in enumerate(unusual))
-        text = (f"The body reads as {emotion}. {said} Taken together, the {clip.action or 'movement'}"
-                f" looks {emotion} rather than neutral.").replace("  ", " ")
+        action = clip.action or "movement"
+        text = f"The body reads as {emotion}. {said} Taken together, the {action} looks {emotion}."
+        text = text.replace("  ", " ")
         classifier = {"emotion": clip.emotion if k % 5 else EMOTIONS[(k // 5) % len(EMOTIONS)],
                       "confidence": round(float(rng.uniform(0.4, 0.95)), 4), "probabilities": p}
         drafts.append(Draft(
@@ -140,7 +143,7 @@ def make_drafts(dataset: Path, out: Path, seed: int) -> tuple[list, Path]:
     return clips, out
 
 
-# -- rendering on one core (a separate process) -----------------------------------------------------
+# -- rendering on one core (a separate process) ----------------------------------------------------
 def cpu_times() -> tuple[float, float]:
     s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return s.ru_utime + s.ru_stime, c.ru_utime + c.ru_stime
@@ -214,7 +217,7 @@ def fill_cache(sample_root: Path, files_root: Path, clip_ids: list[str],
     return len(clip_ids)
 
 
-# -- Label Studio -----------------------------------------------------------------------------------
+# -- Label Studio ----------------------------------------------------------------------------------
 def timed(fn, *a, **kw):
     t = time.perf_counter()
     out = fn(*a, **kw)
@@ -251,11 +254,11 @@ def annotate(conn, project_id: int, threads: int = 4) -> dict:
     """Every task reviewed once, as the web page saves it (an annotation that starts from the
     task's prediction). Shares: 60% accepted, 15% edited, 10% relabelled, 15% rejected."""
     from eai.toolkit.review.mapping import prediction_result
-    from eai.toolkit.review.project import list_tasks
+    from eai.toolkit.review.project import project_tasks
     from eai.toolkit.sample_data import EMOTIONS
 
     ls = conn.client()
-    tasks = sorted(list_tasks(ls, project_id), key=lambda t: t["id"])
+    tasks = sorted(project_tasks(ls, project_id), key=lambda t: t["id"])
 
     def one(k_task):
         k, task = k_task
@@ -294,7 +297,7 @@ def loop_benchmark(args, work: Path, dataset: Path, drafts_path: Path, clip_ids:
                    sample_ids: list[str], sample_root: Path) -> dict:
     from eai.toolkit.review import server
     from eai.toolkit.review.connection import connect
-    from eai.toolkit.review.project import find_project, list_tasks
+    from eai.toolkit.review.project import find_project, project_tasks
     from eai.toolkit.review.pull import pull
     from eai.toolkit.review.push import push
 
@@ -350,11 +353,11 @@ def loop_benchmark(args, work: Path, dataset: Path, drafts_path: Path, clip_ids:
             s2, res2 = timed(pull, "bench push 1", dst, conn)
             assert (res2.new, res2.updated, res2.unchanged) == (0, 0, len(clip_ids)), res2
             incs.append(s2)
-            s3, tasks = timed(list_tasks, ls, project.id, only_annotated=True)
+            s3, tasks = timed(project_tasks, ls, project.id, only_annotated=True)
             assert len(tasks) == len(clip_ids)
             listing.append(s3)
             print(f"  pull {r + 1}: fresh {s:.2f} s ({dict(res.outcomes)}), incremental "
-                  f"{s2:.2f} s, bare listing {s3:.2f} s", flush=True)
+                  f"{s2:.2f} s, fetch only {s3:.2f} s", flush=True)
         out.update({"push_s": pushes, "push_floor_s": floors, "repush_s": repushes,
                     "pull_s": pulls, "pull_incremental_s": incs, "pull_floor_s": listing})
     finally:
@@ -364,7 +367,7 @@ def loop_benchmark(args, work: Path, dataset: Path, drafts_path: Path, clip_ids:
     return out
 
 
-# -- report -----------------------------------------------------------------------------------------
+# -- report ----------------------------------------------------------------------------------------
 def machine() -> dict:
     model = ""
     try:
@@ -398,7 +401,7 @@ def summary(res: dict) -> list[tuple[str, str, str, str]]:
                             ("repush_s", "re-push (creates nothing)", None),
                             ("pull_s", f"pull {n} annotations, fresh", TARGETS["pull_s"]),
                             ("pull_incremental_s", "pull again, nothing new", None),
-                            ("pull_floor_s", "  floor: one bare task listing", None)):
+                            ("pull_floor_s", "  floor: the fetch alone", None)):
         v = med(lp[key])
         rows.append((name, f"{v:.2f} s", f"< {goal:g} s" if goal else "",
                      ("met" if v < goal else "NOT met") if goal else ""))
@@ -466,8 +469,8 @@ def main() -> int:
         rows = summary(res)
         res["summary"] = [dict(zip(("measure", "median", "goal", "result"), r)) for r in rows]
         w = max(len(r[0]) for r in rows)
-        print(f"\nmedians over {args.repeats} repeats; load average "
-              f"{res['machine']['load_avg_start'][0]:.1f} -> {res['machine']['load_avg_end'][0]:.1f}")
+        load = res["machine"]["load_avg_start"][0], res["machine"]["load_avg_end"][0]
+        print(f"\nmedians over {args.repeats} repeats; load average {load[0]:.1f} -> {load[1]:.1f}")
         for row in rows:
             print(f"  {row[0]:<{w}}  {row[1]:>14}  {row[2]:>10}  {row[3]}")
         if args.json:

@@ -161,7 +161,7 @@ def test_cli_serves_and_stops_on_ctrl_c(taught, tmp_path):
         pids = processes_with(f"--port {port}")
         assert pids  # the server and its engine process
         cli.send_signal(signal.SIGINT)
-        assert cli.wait(timeout=60) == 0
+        assert cli.wait(timeout=180) == 0  # vLLM can take long to stop on a busy machine
     finally:
         if cli.poll() is None:
             cli.kill()

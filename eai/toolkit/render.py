@@ -12,6 +12,11 @@ and clamped to the travel), and floor ticks every 0.5 m scroll past to show the 
 
 Matplotlib is used through `Figure` + the Agg canvas directly, never pyplot, so the global
 backend and figure registry of other users in the process are left alone.
+
+Animations are drawn for speed (review renders one per clip): the static picture once, then per
+frame only what moves, straight onto the Agg renderer (`_Sprite`, the same pixels as the
+artists of `_Panel`); MP4 frames go to ffmpeg as Y'CbCr 4:2:0, converted here only where a frame
+can differ from the static picture.
 """
 
 from __future__ import annotations
@@ -48,9 +53,11 @@ TICK_M = 0.5  # floor tick spacing, metres
 # boxplot's `vert` became `orientation` in matplotlib 3.10 (and `vert` warns there)
 _MPL = tuple(int(p) for p in mpl_version.split(".")[:2])
 HORIZONTAL = {"orientation": "horizontal"} if _MPL >= (3, 10) else {"vert": False}
-# H.264 of MP4 animations. x264 is most of a render's cost: "ultrafast" encodes at about three
-# times the rate of "veryfast" for files about three times larger (about 100 kB per second of
-# 640 x 240 video); crf 20 keeps lines and text clean (BENCHMARKS.md, section 6).
+# H.264 of MP4 animations. The encoder is the largest share of a render: "ultrafast" runs about
+# four times as fast as x264's default preset ("medium"), and at crf 23 it matches the pictures
+# of medium at crf 15 (the earlier setting: 37.2 against 37.3 dB PSNR to the drawn frames; 4:2:0
+# chroma alone caps it at 37.8) in files about 1.75 times as large (about 100 kB per second of
+# 640 x 240 video). BENCHMARKS.md, "Review loop speed".
 X264 = ["-preset", "ultrafast", "-crf", "23"]
 
 
@@ -202,7 +209,7 @@ class _Sprite:
     floor and its ticks), pixel for pixel, without artists: every frame's coordinates are
     converted to pixels up front with numpy, and a frame is a handful of renderer calls (going
     through Line2D, draw_artist and set_xlim cost about ten times more than the pixels). It
-    also knows which pixels a frame can touch (`dirty`), so only those need converting.
+    also knows which pixels each frame can touch (`rects`), so only those need converting.
     """
 
     def __init__(self, renderer, box, ylim, pos: np.ndarray, view: str, scale: float, centres,
@@ -212,20 +219,19 @@ class _Sprite:
         ty = box.y0 - ylim[0] * sy  # display y of world y = 0, the floor
         self.renderer, self.box, self.sx, self.x_off, self.floor = renderer, box, sx, x_off, ty
         self.moving = bool(np.ptp(x_off) > 0) if len(x_off) else False  # the camera follows
+        bones = np.array(BONES)
+        xy = np.stack([pos[:, bones[:, 0]], pos[:, bones[:, 1]]], 2)[..., [VIEW_AXIS[view], 1]]
+        xy[..., 0] = xy[..., 0] * sx + x_off[:, None, None]  # (T, bones, 2 ends, x y) in pixels
+        xy[..., 1] = xy[..., 1] * sy + ty
         # Side view: the right limbs are near the camera, draw them over the trunk and the left.
         order = ("left", "trunk", "right") if view == "side" else ("trunk", "left", "right")
         self.groups = []
         for group in order:
             if not GROUPS[group]:
                 continue
-            p, c = np.array(GROUPS[group]).T
-            ends = np.stack([pos[:, p], pos[:, c]], 2)[..., [VIEW_AXIS[view], 1]]  # T,B,2,2
-            xy = np.empty(ends.shape)
-            xy[..., 0] = ends[..., 0] * sx + x_off[:, None, None]
-            xy[..., 1] = ends[..., 1] * sy + ty
-            xy = xy.reshape(len(pos), -1, 2)
-            path = MplPath(xy[0].copy(), np.tile(_SEGMENT, len(p)))
-            self.groups.append((_gc(renderer, COLOURS[group], lw, "round", box), xy, path))
+            ends = xy[:, [BONES.index(b) for b in GROUPS[group]]].reshape(len(pos), -1, 2)
+            path = MplPath(ends[0].copy(), np.tile(_SEGMENT, len(GROUPS[group])))
+            self.groups.append((_gc(renderer, COLOURS[group], lw, "round", box), ends, path))
         head = pos[:, JOINT_INDEX["head"], [VIEW_AXIS[view], 1]]
         self.head = np.stack([head[:, 0] * sx + x_off, head[:, 1] * sy + ty], -1)
         self.head_gc = _gc(renderer, COLOURS["trunk"], lw * 0.8, "butt", box)
@@ -243,10 +249,6 @@ class _Sprite:
         # head, widened by half a line (round caps), the head's radius and edge, and a pixel of
         # antialiasing. yuv420p converts only these.
         lw_px = renderer.points_to_pixels(lw)
-        bones = np.array(BONES)
-        xy = np.stack([pos[:, bones[:, 0]], pos[:, bones[:, 1]]], 2)[..., [VIEW_AXIS[view], 1]]
-        xy[..., 0] = xy[..., 0] * sx + x_off[:, None, None]
-        xy[..., 1] = xy[..., 1] * sy + ty
         lower = np.array([CANONICAL_JOINTS[p] == "pelvis" or CANONICAL_JOINTS[c].endswith(
             ("hip", "knee", "ankle", "foot")) for p, c in BONES])
         head_r = px / 2 + lw_px * 0.4
@@ -309,13 +311,15 @@ class _Sprite:
 def _merged(rects: list) -> list:
     """Rectangles (row0, row1, col0, col1) with overlapping pairs joined where converting
     their union costs less than converting both (a call costs about 2,000 pixels' worth)."""
+    def area(r):
+        return (r[1] - r[0]) * (r[3] - r[2])
+
     rects = list(rects)
     k = 0
     while k < len(rects):
         for j in range(k + 1, len(rects)):
             a, b = rects[k], rects[j]
             u = (min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3]))
-            area = lambda r: (r[1] - r[0]) * (r[3] - r[2])
             if area(u) <= area(a) + area(b) + 2000:
                 rects[k] = u
                 del rects[j]
@@ -341,13 +345,12 @@ def _pixel_rects(lo: np.ndarray, hi: np.ndarray, height: int, width: int) -> lis
             zip(r0.tolist(), r1.tolist(), c0.tolist(), c1.tolist(), ok.tolist())]
 
 
-_YUV = os.environ.get("EAI_RENDER_RGBA") is None
 _IDENTITY = IdentityTransform()
 _SEGMENT = np.array([MplPath.MOVETO, MplPath.LINETO], dtype=MplPath.code_type)
-# The clock's pixels by (text, the pixels under it): clips at 30 fps all show the same times,
-# and drawing text costs more than the rest of a frame.
-_CLOCK_CACHE: dict[tuple[str, bytes], np.ndarray] = {}
-_CLOCK_CACHE_MAX = 20_000
+# The clock's pixels by (text, frame size, the pixels under it): clips at 30 fps all show the
+# same times, and drawing text costs more than the rest of a frame.
+_CLOCK_CACHE: dict[tuple[str, int, int, bytes], np.ndarray] = {}
+_CLOCK_CACHE_MAX = 5000  # about 13 MB; a minute at 30 fps shows 1,800 times
 CLOCK_W = 46  # pixels at the top right that the clock may use (the colour key ends left of it)
 # RGB -> Y'CbCr, BT.601 with video range (what ffmpeg's own conversion and players assume for
 # video of this size): RGBA -> Y' weights, 2x2 RGBA sum -> Cb, Cr weights; +0.5 rounds.
@@ -357,7 +360,8 @@ _Y4 = np.append(_YCC[:, 0], 0).astype(np.float32)
 _CC4 = np.vstack([_YCC[:, 1:] / 4, [0, 0]]).astype(np.float32)
 _YCC_OFF = np.array([16.5, 128.5, 128.5], dtype=np.float32)
 # The clock's corner as Y, Cb, Cr, by the same key as _CLOCK_CACHE
-_CLOCK_YUV: dict[tuple[str, bytes], tuple[np.ndarray, ...]] = {}
+_CLOCK_YUV: dict[tuple[str, int, int, bytes], tuple[np.ndarray, ...]] = {}
+
 
 class _Animation:
     """The frames of one clip's animation. The static picture (texts, floor) is drawn once;
@@ -400,13 +404,15 @@ class _Animation:
         self.background = canvas.copy_from_bbox(fig.bbox)
         self.buf = np.asarray(canvas.buffer_rgba())  # (h, W, 4), the canvas itself
         self.n, self.h, self.W = len(indices), h, W
+        self._drawn: list | None = None  # the rectangles the last frame drew in
         # the clock's corner, on even bounds (the 2x2 chroma grid), and what it is drawn over
         self.corner = (slice(0, TITLE_PX + TITLE_PX % 2), slice(max(0, (W - CLOCK_W) // 2 * 2), W))
         self._under = self.buf[self.corner].tobytes()
-        self.clock_key: tuple[str, bytes] | None = None  # the cache key of the clock shown
+        self._corner_rect = (0, self.corner[0].stop, self.corner[1].start, W)
+        self.clock_key: tuple[str, int, int, bytes] | None = None  # that of the clock shown
 
     def _clock(self, text: str) -> None:
-        key = (text, self._under)
+        key = (text, self.W, self.h, self._under)
         block = _CLOCK_CACHE.get(key)
         self.clock_key = key if block is not None else None
         if block is not None:
@@ -422,11 +428,25 @@ class _Animation:
             _CLOCK_CACHE[key] = self.buf[self.corner].copy()
             self.clock_key = key
 
+    def rects(self, i: int) -> list[tuple[int, int, int, int]]:
+        """Buffer rectangles (row0, row1, col0, col1) outside which frame i equals the static
+        picture, the clock's corner aside."""
+        return [r for s in self.sprites for r in s.rects[i]]
+
     def _draw(self, i: int) -> None:
-        self.canvas.restore_region(self.background)
+        if self._drawn is None:
+            self.canvas.restore_region(self.background)
+        else:  # undo only what the previous frame drew: copying the whole canvas costs more
+            for r0, r1, c0, c1 in self._drawn:
+                self.canvas.restore_region(self.background, bbox=(c0, r0, c1, r1), xy=(0, 0))
         for s in self.sprites:
             s.draw(i)
         self._clock(f"{i / self.fps:5.2f} s")
+        self._drawn = self.rects(i) + [self._corner_rect]
+
+    def _draw_still(self) -> None:
+        self.canvas.restore_region(self.background)
+        self._drawn = None
 
     def rgba(self) -> Iterator[np.ndarray]:
         """Each frame as the canvas's (h, W, 4) buffer, valid until the next is drawn."""
@@ -453,14 +473,18 @@ class _Animation:
         # The products below are small: BLAS's thread pool would only spin (on a busy machine
         # that costs more than the arithmetic), so BLAS runs on this thread meanwhile.
         with threadpool_limits(1, user_api="blas"):
+            self._draw_still()
             _to_yuv(self.buf, planes, 0, h, 0, W)
-            still = out.copy()
+            still = tuple(p.copy() for p in planes)
             for i in range(self.n):
+                for r0, r1, c0, c1 in self._drawn or ():  # back to the static picture
+                    planes[0][r0:r1, c0:c1] = still[0][r0:r1, c0:c1]
+                    for k in (1, 2):
+                        planes[k][r0 // 2:r1 // 2, c0 // 2:c1 // 2] = \
+                            still[k][r0 // 2:r1 // 2, c0 // 2:c1 // 2]
                 self._draw(i)
-                out[:] = still
-                for s in self.sprites:
-                    for r0, r1, c0, c1 in s.rects[i]:
-                        _to_yuv(self.buf, planes, r0, r1, c0, c1)
+                for r0, r1, c0, c1 in self._drawn[:-1]:  # the clock's corner follows
+                    _to_yuv(self.buf, planes, r0, r1, c0, c1)
                 clock = _CLOCK_YUV.get(self.clock_key)
                 if clock is None:
                     _to_yuv(self.buf, planes, *corner)
@@ -547,7 +571,7 @@ def write_animation(clip: Clip, path: str | Path, fps: float | None = None,
             first.save(tmp, format="GIF", save_all=True, append_images=quantised,
                        duration=round(1000 / fps), loop=0)
             return path
-        if _YUV and anim.h % 2 == 0 and anim.W % 2 == 0:
+        if anim.h % 2 == 0 and anim.W % 2 == 0:
             _write_mp4(anim.yuv420p(), "yuv420p", anim.W, anim.h, anim.fps, tmp)
         else:  # yuv420p wants even sizes: pad the RGBA frames by a row or column
             pad = ((0, anim.h % 2), (0, anim.W % 2), (0, 0))
