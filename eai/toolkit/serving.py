@@ -21,6 +21,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -202,7 +203,8 @@ class VLLMServer:
             log.flush()
             self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL, env=self._env(cpu),
-                                            start_new_session=True)
+                                            start_new_session=True,
+                                            preexec_fn=_die_with_parent)
         _RUNNING.add(self)
         try:
             if on_launch is not None:
@@ -281,6 +283,22 @@ class VLLMServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _die_with_parent() -> None:
+    """In the server's process, before exec (Linux): SIGTERM when the process that started it
+    dies, even by SIGKILL, where no atexit hook runs; vLLM's own processes follow their
+    parent. (Linux ties this to the thread that started the server: start servers from a
+    thread that outlives them, as the main thread does.) Elsewhere a no-op: stop() and the
+    atexit hook remain the way servers end."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        except OSError:
+            pass
 
 
 def _signal_group(pgid: int, sig: int) -> None:
