@@ -37,7 +37,6 @@ from matplotlib.markers import MarkerStyle
 from matplotlib.patches import Rectangle
 from matplotlib.path import Path as MplPath
 from matplotlib.transforms import Bbox, IdentityTransform
-from threadpoolctl import threadpool_limits
 
 from eai.toolkit.clip import Clip
 from eai.toolkit.skeleton import BONES, CANONICAL_JOINTS, JOINT_INDEX
@@ -404,11 +403,9 @@ class _Animation:
         self.background = canvas.copy_from_bbox(fig.bbox)
         self.buf = np.asarray(canvas.buffer_rgba())  # (h, W, 4), the canvas itself
         self.n, self.h, self.W = len(indices), h, W
-        self._drawn: list | None = None  # the rectangles the last frame drew in
         # the clock's corner, on even bounds (the 2x2 chroma grid), and what it is drawn over
         self.corner = (slice(0, TITLE_PX + TITLE_PX % 2), slice(max(0, (W - CLOCK_W) // 2 * 2), W))
         self._under = self.buf[self.corner].tobytes()
-        self._corner_rect = (0, self.corner[0].stop, self.corner[1].start, W)
         self.clock_key: tuple[str, int, int, bytes] | None = None  # that of the clock shown
 
     def _clock(self, text: str) -> None:
@@ -428,25 +425,11 @@ class _Animation:
             _CLOCK_CACHE[key] = self.buf[self.corner].copy()
             self.clock_key = key
 
-    def rects(self, i: int) -> list[tuple[int, int, int, int]]:
-        """Buffer rectangles (row0, row1, col0, col1) outside which frame i equals the static
-        picture, the clock's corner aside."""
-        return [r for s in self.sprites for r in s.rects[i]]
-
     def _draw(self, i: int) -> None:
-        if self._drawn is None:
-            self.canvas.restore_region(self.background)
-        else:  # undo only what the previous frame drew: copying the whole canvas costs more
-            for r0, r1, c0, c1 in self._drawn:
-                self.canvas.restore_region(self.background, bbox=(c0, r0, c1, r1), xy=(0, 0))
+        self.canvas.restore_region(self.background)
         for s in self.sprites:
             s.draw(i)
         self._clock(f"{i / self.fps:5.2f} s")
-        self._drawn = self.rects(i) + [self._corner_rect]
-
-    def _draw_still(self) -> None:
-        self.canvas.restore_region(self.background)
-        self._drawn = None
 
     def rgba(self) -> Iterator[np.ndarray]:
         """Each frame as the canvas's (h, W, 4) buffer, valid until the next is drawn."""
@@ -472,19 +455,15 @@ class _Animation:
         chroma = (slice(rows.start // 2, rows.stop // 2), slice(cols.start // 2, cols.stop // 2))
         # The products below are small: BLAS's thread pool would only spin (on a busy machine
         # that costs more than the arithmetic), so BLAS runs on this thread meanwhile.
-        with threadpool_limits(1, user_api="blas"):
-            self._draw_still()
+        with _one_blas_thread():
             _to_yuv(self.buf, planes, 0, h, 0, W)
-            still = tuple(p.copy() for p in planes)
+            still = out.copy()
             for i in range(self.n):
-                for r0, r1, c0, c1 in self._drawn or ():  # back to the static picture
-                    planes[0][r0:r1, c0:c1] = still[0][r0:r1, c0:c1]
-                    for k in (1, 2):
-                        planes[k][r0 // 2:r1 // 2, c0 // 2:c1 // 2] = \
-                            still[k][r0 // 2:r1 // 2, c0 // 2:c1 // 2]
                 self._draw(i)
-                for r0, r1, c0, c1 in self._drawn[:-1]:  # the clock's corner follows
-                    _to_yuv(self.buf, planes, r0, r1, c0, c1)
+                out[:] = still
+                for s in self.sprites:
+                    for r0, r1, c0, c1 in s.rects[i]:
+                        _to_yuv(self.buf, planes, r0, r1, c0, c1)
                 clock = _CLOCK_YUV.get(self.clock_key)
                 if clock is None:
                     _to_yuv(self.buf, planes, *corner)
@@ -495,6 +474,14 @@ class _Animation:
                 else:
                     planes[0][rows, cols], planes[1][chroma], planes[2][chroma] = clock
                 yield out
+
+
+def _one_blas_thread():
+    try:
+        from threadpoolctl import threadpool_limits  # comes with scikit-learn
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
 
 
 def _to_yuv(rgba: np.ndarray, planes, r0: int, r1: int, c0: int, c1: int) -> None:

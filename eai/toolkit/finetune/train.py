@@ -211,7 +211,6 @@ def run_stage(peft_model, stage: int, examples: list[Example], stage_dir: Path, 
     """Train one stage (resuming from its last checkpoint when asked); returns its metrics."""
     from peft import get_peft_model_state_dict
     from safetensors.torch import save_file
-    from transformers import Trainer
 
     steps = stage_steps(len(examples), epochs, cfg)
     stage_dir.mkdir(parents=True, exist_ok=True)
