@@ -98,8 +98,8 @@ def repair_tail(path: Path) -> bool:
         f.seek(-1, os.SEEK_END)
         if f.read(1) == b"\n":
             return False
-        data = f.seek(0) or f.read()
-        f.truncate(data.rfind(b"\n") + 1)
+        f.seek(0)
+        f.truncate(f.read().rfind(b"\n") + 1)
     return True
 
 
@@ -324,15 +324,15 @@ def run_drafting(cfg: DraftConfig, backend=None,
 
 
 def _faithfulness_totals(summary: DraftSummary) -> None:
+    """Faithfulness over every draft of this model version in the output (earlier runs too)."""
+    from eai.toolkit.drafting.faithfulness import summarise
+
     if not summary.out.is_file():
         return
-    for d in read_drafts(summary.out):
-        if d.model_version != summary.model_version:
-            continue
-        summary.total_for_version += 1
-        summary.faithful += bool(d.faithfulness.get("faithful", True))
-        for c in d.faithfulness.get("contradictions", []):
-            summary.contradicted[c["descriptor"]] = summary.contradicted.get(c["descriptor"], 0) + 1
+    totals = summarise(d.faithfulness for d in read_drafts(summary.out)
+                       if d.model_version == summary.model_version)
+    summary.total_for_version, summary.faithful = totals["drafts"], totals["faithful"]
+    summary.contradicted = {c["descriptor"]: c["count"] for c in totals["most_contradicted"]}
 
 
 def draft_summary_dict(summary: DraftSummary) -> dict[str, Any]:
