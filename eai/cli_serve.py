@@ -39,6 +39,9 @@ def register(app) -> None:
             err.print(f"starting vLLM (pid {s.process.pid}, log {s.log_path}) ...",
                       highlight=False, soft_wrap=True)
 
+        def stopping(s: VLLMServer) -> None:
+            err.print("stopping the vLLM server (Ctrl-C again kills it) ...")
+
         _stop_on_signals()
         server = None
         try:
@@ -46,7 +49,7 @@ def register(app) -> None:
                                 max_model_len=max_model_len, kv_cache_gb=kv_cache_gb,
                                 gpu_memory_utilization=gpu_memory_utilization,
                                 startup_timeout=startup_timeout, extra_args=vllm_arg)
-            server.start(on_launch=launched)
+            server.start(on_launch=launched, on_stop=stopping)
             console.print(f"serving {server.served_model_name} at {server.base_url} "
                           f"(ready in {server.startup_s:.0f} s)", highlight=False, soft_wrap=True)
             console.print(f"draft with: eai draft-explanations DATASET -o drafts.jsonl --model "
@@ -56,10 +59,8 @@ def register(app) -> None:
             code = server.wait()
         except (ServeError, ModelError) as e:
             _fail(str(e))
-        except KeyboardInterrupt:
-            err.print("stopping the vLLM server ...")
-            if server is not None:
-                server.stop()
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM or SIGHUP, while starting or serving
+            _stop(server)
             raise typer.Exit(0)
         server.stop()
         _fail(f"the vLLM server exited with code {code}; the end of its log "
@@ -67,9 +68,28 @@ def register(app) -> None:
 
 
 def _stop_on_signals() -> None:
-    """SIGTERM / SIGHUP stop the server like Ctrl-C does, instead of orphaning it."""
+    """Ctrl-C (SIGINT), SIGTERM and SIGHUP raise KeyboardInterrupt, which stops the server
+    instead of orphaning it.
+
+    SIGINT is set even when it was inherited as ignored: a non-interactive shell starts
+    background jobs (`eai serve ... &` in a script, CI runners) with SIGINT ignored, Python then
+    leaves it ignored, and Ctrl-C or `kill -INT` did nothing at all. An ignored SIGHUP is kept:
+    that is `nohup`, asking the server to outlive its terminal."""
     def interrupt(signum, frame):
         raise KeyboardInterrupt
 
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, interrupt)
+    if signal.getsignal(signal.SIGHUP) != signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, interrupt)
+
+
+def _stop(server) -> None:
+    """Stop the server (a no-op when start() did already); a second Ctrl-C makes stop() kill
+    the process group at once instead of waiting for vLLM to shut down."""
+    if server is None:
+        return
+    try:
+        server.stop()
+    except KeyboardInterrupt:
+        pass  # stop() sent SIGKILL to the group on its way out

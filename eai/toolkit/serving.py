@@ -149,6 +149,8 @@ class VLLMServer:
         self.command: list[str] = []
         self.vllm: dict = {}
         self.startup_s: float | None = None
+        self._stopped = False
+        self._on_stop: Callable[[VLLMServer], None] | None = None
 
     @property
     def base_url(self) -> str:
@@ -175,12 +177,16 @@ class VLLMServer:
             env["VLLM_CPU_KVCACHE_SPACE"] = str(self.kv_cache_gb)
         return env
 
-    def start(self, on_launch: Callable[[VLLMServer], None] | None = None) -> VLLMServer:
+    def start(self, on_launch: Callable[[VLLMServer], None] | None = None,
+              on_stop: Callable[[VLLMServer], None] | None = None) -> VLLMServer:
         """Start the server and wait until it serves our model; ServeError with the log's tail
-        when it exits or does not answer within startup_timeout. on_launch(self) is called
-        once the process runs (port and log_path known), before the wait."""
+        when it exits or does not answer within startup_timeout (Ctrl-C while waiting stops it
+        too). on_launch(self) is called once the process runs (port and log_path known), before
+        the wait; on_stop(self) when stop() begins to stop a live server (start's own stop
+        included), so a caller can say so at once rather than after vLLM has shut down."""
         if self.process is not None:
             raise ServeError("this server was started already")
+        self._on_stop = on_stop
         exe, self.vllm = vllm_python(self.python)
         cpu = bool(self.vllm.get("cpu"))
         head = _head_dim(self.config)
@@ -204,7 +210,7 @@ class VLLMServer:
             self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL, env=self._env(cpu),
                                             start_new_session=True,
-                                            preexec_fn=_die_with_parent)
+                                            preexec_fn=_die_with_parent())
         _RUNNING.add(self)
         try:
             if on_launch is not None:
@@ -259,23 +265,23 @@ class VLLMServer:
 
     def stop(self, timeout: float | None = None) -> int | None:
         """SIGTERM to the process group, SIGKILL to what is left of it after timeout (default:
-        stop_timeout); the main process's exit code. The group is checked even when the main
-        process is gone already, so vLLM's engine process is never orphaned."""
+        stop_timeout), or at once when the wait is interrupted (a second Ctrl-C); the main
+        process's exit code. The group is checked even when the main process is gone already,
+        so vLLM's engine process is never orphaned. Calling it again does nothing."""
         _RUNNING.discard(self)
-        if self.process is None:
-            return None
+        if self.process is None or self._stopped:
+            return self.process and self.process.returncode
         pgid = self.process.pid  # start_new_session: the group's id is the leader's pid
-        _signal_group(pgid, signal.SIGTERM)
-        deadline = time.monotonic() + (self.stop_timeout if timeout is None else timeout)
-        while time.monotonic() < deadline:
-            self.process.poll()  # reaps the leader once it exits
-            if not group_pids(pgid):
-                break
-            time.sleep(0.2)
-        _signal_group(pgid, signal.SIGKILL)
-        code = self.process.wait()
-        while group_pids(pgid) and time.monotonic() < deadline + 5:  # SIGKILL takes a moment
-            time.sleep(0.05)
+        if self._on_stop is not None and self.process.poll() is None:
+            self._on_stop(self)
+        try:
+            _signal_group(pgid, signal.SIGTERM)
+            _wait_group_gone(self.process, self.stop_timeout if timeout is None else timeout)
+        finally:  # also when interrupted: nothing of the group may outlive us
+            _signal_group(pgid, signal.SIGKILL)
+            code = self.process.wait()
+            self._stopped = True  # once the group is gone its id may be reused: never again
+        _wait_group_gone(self.process, 5.0)  # SIGKILL takes a moment
         return code
 
     def __enter__(self) -> VLLMServer:
@@ -285,20 +291,23 @@ class VLLMServer:
         self.stop()
 
 
-def _die_with_parent() -> None:
-    """In the server's process, before exec (Linux): SIGTERM when the process that started it
-    dies, even by SIGKILL, where no atexit hook runs; vLLM's own processes follow their
-    parent. (Linux ties this to the thread that started the server: start servers from a
-    thread that outlives them, as the main thread does.) Elsewhere a no-op: stop() and the
-    atexit hook remain the way servers end."""
-    if sys.platform.startswith("linux"):
-        import ctypes
+def _die_with_parent() -> Callable[[], None] | None:
+    """A preexec_fn for the server (Linux): SIGTERM when the process that started it dies, even
+    by SIGKILL, where no atexit hook runs; vLLM's own processes follow their parent. (Linux ties
+    this to the thread that started the server: start servers from a thread that outlives them,
+    as the main thread does.) libc is looked up here, in the parent, so the forked child makes
+    one system call and nothing else: loading a library between fork and exec can deadlock when
+    the parent has threads (torch's). Elsewhere None: stop() and the atexit hook end servers."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
 
-        PR_SET_PDEATHSIG = 1
-        try:
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        except OSError:
-            pass
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    PR_SET_PDEATHSIG = 1
+    return lambda: prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _signal_group(pgid: int, sig: int) -> None:
@@ -306,6 +315,19 @@ def _signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):  # gone, or only zombies left
         pass
+
+
+def _wait_group_gone(process: subprocess.Popen, timeout: float) -> bool:
+    """Wait up to timeout until no live process is left in process's group (the leader is
+    reaped on the way); whether the group is gone."""
+    deadline = time.monotonic() + timeout
+    while True:
+        process.poll()
+        if not group_pids(process.pid):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
 
 
 def group_pids(pgid: int) -> list[int]:
