@@ -334,3 +334,51 @@ def listens_on(pid: int, port: int) -> bool | None:
     except OSError:
         return False
     return any(f"socket:[{i}]" in links for i in inodes)
+
+
+# -- a reviewer's steps in the browser (shared by the browser tests) ------------------------------
+# Label Studio's page asks its own server for "tips", which fetches them from the internet and
+# answers 404 when offline: a network message of Label Studio itself, not an error of the page.
+KNOWN_NETWORK_NOISE = ("/heidi-tips",)
+
+
+def start_chromium() -> Chromium:
+    """A headless Chromium, or skip the test when none is installed."""
+    exe = chromium_path()
+    if exe is None:
+        pytest.skip("chromium not found: run `bash scripts/setup_browser.sh` or set EAI_CHROMIUM")
+    return Chromium(exe)
+
+
+def page_errors(page: Page) -> list[str]:
+    """The tab's JavaScript errors, Label Studio's own offline network noise aside."""
+    return [e for e in page.errors() if not any(n in e for n in KNOWN_NETWORK_NOISE)]
+
+
+def log_in(page: Page, ls: LocalLabelStudio) -> None:
+    """Log in as the server's reviewer through Label Studio's login form (no-op when the
+    browser already has a session)."""
+    page.goto(f"{ls.info.url}/user/login/")
+    if page.eval("!!document.querySelector('input[name=email]')"):
+        page.eval(f"""(() => {{ const f = document.querySelector('form');
+            f.querySelector('input[name=email]').value = {json.dumps(ls.creds.username)};
+            f.querySelector('input[name=password]').value = {json.dumps(ls.creds.password)};
+            f.submit(); return true; }})()""")
+        page.wait("location.pathname !== '/user/login/' && document.readyState === 'complete'")
+
+
+def button_js(text: str) -> str:
+    """JavaScript for the first <button> whose text is exactly `text`."""
+    return (f"[...document.querySelectorAll('button')]"
+            f".find(b => b.textContent.trim() === {json.dumps(text)})")
+
+
+def replace_text(page: Page, element_js: str, text: str) -> None:
+    """Click into a text box, select all of it (Ctrl+A) and type `text` over it."""
+    click(page, element_js)
+    page.send("Input.dispatchKeyEvent", {"type": "keyDown", "modifiers": 2, "key": "a",
+                                         "code": "KeyA", "windowsVirtualKeyCode": 65,
+                                         "commands": ["selectAll"]})
+    page.send("Input.dispatchKeyEvent", {"type": "keyUp", "modifiers": 2, "key": "a",
+                                         "code": "KeyA", "windowsVirtualKeyCode": 65})
+    page.send("Input.insertText", {"text": text})
