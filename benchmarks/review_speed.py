@@ -427,7 +427,8 @@ def machine() -> dict:
     return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version(),
             "load_avg_start": os.getloadavg(),
             "versions": {p: version(p) for p in ("label-studio", "label-studio-sdk", "matplotlib",
-                                                 "imageio-ffmpeg", "numpy")}}
+                                                 "imageio-ffmpeg", "numpy", "pillow",
+                                                 "opencv-python-headless")}}
 
 
 def summary(res: dict) -> list[tuple[str, str, str, str]]:

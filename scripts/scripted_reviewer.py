@@ -34,7 +34,7 @@ from pathlib import Path
 from eai.toolkit.dataset import read_table
 from eai.toolkit.review.connection import connect
 from eai.toolkit.review.mapping import prediction_result, result_values
-from eai.toolkit.review.project import list_tasks, require_project
+from eai.toolkit.review.project import project_tasks, require_project
 from eai.toolkit.review.template import FLAG_CONTRADICTS, FLAG_REJECT, OBJECT
 
 
@@ -60,6 +60,13 @@ def decide(truth: str, draft: dict) -> tuple[str, list[dict], int]:
     return outcome, result, rating
 
 
+def annotated_by(annotation: dict) -> int | str | None:
+    """The id of the annotation's author: an id in Label Studio's export, but some exports
+    inline the user as an object."""
+    user = annotation.get("completed_by")
+    return user.get("id") if isinstance(user, dict) else user
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--project", required=True)
@@ -74,12 +81,13 @@ def main() -> None:
     project = require_project(ls, a.project, conn.url)
     me = ls.users.whoami().id
     counts: Counter[str] = Counter()
-    for task in list_tasks(ls, project.id):
+    # the export-based listing: two requests whatever the project's size
+    for task in project_tasks(ls, project.id):
         clip_id = task["data"].get("clip_id")
         if clip_id not in truth:
             counts["no ground truth"] += 1
             continue
-        if any(ann.get("completed_by") == me for ann in task.get("annotations") or []):
+        if any(annotated_by(ann) == me for ann in task.get("annotations") or []):
             counts["already reviewed"] += 1
             continue
         preds = task.get("predictions") or []

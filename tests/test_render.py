@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from eai.cli import app
 from eai.converters.pipeline import ConvertConfig, run_convert
-from eai.toolkit import render
+from eai.toolkit import render, stick_raster
 from eai.toolkit.dataset import iter_clips, load_clip
 from eai.toolkit.plots import plot_dataset_overview
 from eai.toolkit.sample_data import write_sample_data
@@ -89,25 +89,69 @@ def test_mp4_reads_back_with_the_clips_frames_and_rate(walk, tmp_path):
 
 
 def test_mp4_frames_match_the_drawn_frames(walk, tmp_path):
-    """Even sizes go to ffmpeg as Y'CbCr converted here, only where a frame changed: each frame
-    must equal a conversion of the whole frame, and the video must look like the drawing."""
+    """MP4 frames are drawn in Y'CbCr, not converted: each must equal a conversion of the RGB
+    drawing up to rounding (each overlapping stroke rounds, in either space), chroma the mean of
+    each 2x2 block; and the video must look like the drawing."""
     anim = render._Animation(walk, ("front", "side"), (160, 120), None)
-    again = render._Animation(walk, ("front", "side"), (160, 120), None)
     h, w = anim.h, anim.W
-    full = np.empty(h * w * 3 // 2, np.uint8)
-    planes = (full[:h * w].reshape(h, w), full[h * w:h * w * 5 // 4].reshape(h // 2, w // 2),
-              full[h * w * 5 // 4:].reshape(h // 2, w // 2))
-    for yuv, rgba in zip(anim.yuv420p(), again.rgba()):
-        render._to_yuv(rgba, planes, 0, h, 0, w)
-        assert np.array_equal(yuv, full)
+    drawn = list(render.render_frames(walk, size=(160, 120)))
+    for yuv, rgb in zip(anim.yuv420p(), drawn):
+        ycc = stick_raster.rgb_to_ycbcr(rgb).astype(float)
+        chroma = ycc[..., 1:].reshape(h // 2, 2, w // 2, 2, 2).mean((1, 3))
+        planes = (yuv[:h * w].reshape(h, w), yuv[h * w:h * w * 5 // 4].reshape(h // 2, w // 2),
+                  yuv[h * w * 5 // 4:].reshape(h // 2, w // 2))
+        for plane, want in zip(planes, (ycc[..., 0], chroma[..., 0], chroma[..., 1])):
+            off = np.abs(plane - want)  # in levels of 219 (luma) and 224 (chroma)
+            assert np.quantile(off, 0.999) <= 2 and off.max() <= 6
     path = render.write_animation(walk, tmp_path / "walk.mp4", size=(160, 120))
     reader = imageio_ffmpeg.read_frames(str(path))
     size = next(reader)["size"]
     video = [np.frombuffer(f, np.uint8).reshape(size[1], size[0], 3) for f in reader]
-    drawn = list(render.render_frames(walk, size=(160, 120)))
     assert len(video) == len(drawn) == walk.num_frames
     mse = np.mean([((a.astype(float) - b) ** 2).mean() for a, b in zip(drawn, video)])
     assert 10 * np.log10(255 ** 2 / mse) > 30  # dB; 4:2:0 chroma alone caps it near 38
+
+
+def test_video_range_colours_and_chroma_of_2x2_means():
+    white, black = stick_raster.rgb_to_ycbcr(np.array([[255, 255, 255], [0, 0, 0]], np.uint8))
+    assert white.tolist() == [235, 128, 128] and black.tolist() == [16, 128, 128]
+    frame = np.zeros((4, 6, 3), np.uint8)
+    frame[:, 0::2] = (100, 50, 200)  # columns alternate: a top-left sample would see one only
+    frame[:, 1::2] = (102, 60, 100)
+    out = np.empty(4 * 6 * 3 // 2, np.uint8)
+    planes = (out[:24].reshape(4, 6), out[24:30].reshape(2, 3), out[30:].reshape(2, 3))
+    stick_raster.to_yuv420p(frame, *planes)
+    assert (planes[0] == frame[..., 0]).all()
+    assert (planes[1] == 55).all() and (planes[2] == 150).all()
+
+
+def test_bones_are_drawn_about_as_wide_as_asked():
+    """stroke_width: what OpenCV's anti-aliased lines really cover, so widths are chosen right."""
+    for thickness in (1, 2, 3):
+        view = np.zeros((40, 40, 3), np.uint8)
+        ends = np.array([[[[20.3, 5.0], [20.3, 35.0]]]])  # (T, S, 2 ends, x y)
+        sprite = stick_raster.ViewSprite(
+            (slice(0, 40), slice(0, 40)), [("#ffffff", ends)], np.full((1, 2), np.nan), 5.0,
+            floor_y=50.0, ticks=np.full((1, 0), np.nan), ticks_move=False,
+            line_px=stick_raster.stroke_width(thickness), head_colour="#ffffff",
+            floor_colour="#ffffff", band_colour="#ffffff")
+        sprite.draw(view, 0, stick_raster.palette(sorted(sprite.colours()), "rgb"))
+        across = view[20, :, 0].sum() / 255
+        assert abs(across - stick_raster.stroke_width(thickness)) < 0.15, thickness
+
+
+def test_the_clock_of_a_long_clip_is_whole_and_beside_the_colour_key(walk):
+    reps = int(np.ceil(101 * walk.fps / walk.num_frames))
+    long = dataclasses.replace(walk, positions=np.tile(walk.positions, (reps, 1, 1)))
+    anim = render._Animation(long, ("front", "side"), (160, 120), fps=0.25)
+    *_, last = (f.copy() for f in anim.frames())  # "10x.00 s"
+    rows, cols = anim.clock.corner
+    assert cols.start < anim.W - render.CLOCK_W  # widened for the longer text
+    clock = np.nonzero((last[rows, cols] < 128).all(-1).any(0))[0]  # dark ink in the corner
+    blue = stick_raster.hex_rgb(render.COLOURS["left"])  # the colour key's "left"
+    key = np.nonzero((np.abs(last[rows].astype(int) - blue) <= 80).all(-1).any(0))[0]
+    assert clock.size and clock.min() >= 2 and clock.max() < cols.stop - cols.start - 1
+    assert key.size and key.max() < cols.start
 
 
 def test_gif_loops_and_keeps_real_time(walk, tmp_path):

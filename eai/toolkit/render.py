@@ -13,15 +13,17 @@ and clamped to the travel), and floor ticks every 0.5 m scroll past to show the 
 Matplotlib is used through `Figure` + the Agg canvas directly, never pyplot, so the global
 backend and figure registry of other users in the process are left alone.
 
-Animations are drawn for speed (review renders one per clip): the static picture once, then per
-frame only what moves, straight onto the Agg renderer (`_Sprite`, the same pixels as the
-artists of `_Panel`); MP4 frames go to ffmpeg as Y'CbCr 4:2:0, converted here only where a frame
-can differ from the static picture.
+Animations are drawn for speed (review renders one per clip), without matplotlib: the still
+picture (texts by Pillow in matplotlib's font, the floor) once per clip, then per frame only
+what moves, with OpenCV (stick_raster.py; the picture of `_Panel`, its lines a little bolder).
+MP4 frames are drawn in Y'CbCr and go to ffmpeg as 4:2:0, with only the parts of a frame that
+can have changed copied into the planes. BENCHMARKS.md, "Review loop speed".
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 import warnings
@@ -30,16 +32,17 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib import __version__ as mpl_version
+from matplotlib import font_manager
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
-from matplotlib.markers import MarkerStyle
+from matplotlib.font_manager import FontProperties
 from matplotlib.patches import Rectangle
-from matplotlib.path import Path as MplPath
-from matplotlib.transforms import Bbox, IdentityTransform
+from PIL import Image, ImageDraw, ImageFont
 
 from eai.toolkit.clip import Clip
 from eai.toolkit.skeleton import BONES, CANONICAL_JOINTS, JOINT_INDEX
+from eai.toolkit.stick_raster import ViewSprite, palette, rgb_to_ycbcr, to_yuv420p
 
 VIEW_AXIS = {"front": 0, "side": 2}  # world axis shown as screen x (screen y is always Y)
 COLOURS = {"left": "#0072B2", "right": "#D55E00", "trunk": "#505050"}
@@ -190,181 +193,96 @@ def _frame_indices(clip: Clip, fps: float | None) -> tuple[np.ndarray, float]:
     return np.minimum(np.round(np.arange(n) * clip.fps / fps).astype(int), clip.num_frames - 1), fps
 
 
-def _gc(renderer, colour: str, width: float, cap: str, clip):
-    g = renderer.new_gc()
-    g.set_foreground(colour)
-    g.set_linewidth(width)  # points, as artists give it
-    g.set_capstyle(cap)
-    g.set_joinstyle("round")
-    g.set_antialiased(True)
-    g.set_clip_rectangle(clip)
-    return g
+# Animations. Their texts are drawn with Pillow in matplotlib's font: matplotlib took about 6 ms
+# for a clip's title and 2.5 ms for each new clock text, Pillow a twentieth of that.
+FLOOR_COLOUR, BAND_COLOUR = "#999999", "#eeeeee"
+TEXT_COLOUR, VIEW_NAME_COLOUR = "#222222", "#888888"
+CLOCK_W = 46  # pixels at the top right that the clock uses (more for clips of 100 s and longer)
+# The clock's pixels by (text, the pixels under it): clips at 30 fps all show the same times.
+_CLOCK_CACHE: dict[tuple[str, tuple[int, ...], bytes], dict[str, np.ndarray]] = {}
+_CLOCK_CACHE_MAX = 5000  # about 20 MB; a minute at 30 fps shows 1,800 times
 
 
-class _Sprite:
-    """One view of an animation, drawn straight onto the Agg renderer.
-
-    The picture of a `_Panel` (colours, widths, caps, order, clipping, the head marker, the
-    floor and its ticks), pixel for pixel, without artists: every frame's coordinates are
-    converted to pixels up front with numpy, and a frame is a handful of renderer calls (going
-    through Line2D, draw_artist and set_xlim cost about ten times more than the pixels). It
-    also knows which pixels each frame can touch (`rects`), so only those need converting.
-    """
-
-    def __init__(self, renderer, box, ylim, pos: np.ndarray, view: str, scale: float, centres,
-                 half: float, lw: float):
-        sx, sy = box.width / (2 * half), box.height / (ylim[1] - ylim[0])
-        x_off = box.x0 - (np.asarray(centres, dtype=np.float64) - half) * sx  # per frame
-        ty = box.y0 - ylim[0] * sy  # display y of world y = 0, the floor
-        self.renderer, self.box, self.sx, self.x_off, self.floor = renderer, box, sx, x_off, ty
-        self.moving = bool(np.ptp(x_off) > 0) if len(x_off) else False  # the camera follows
-        bones = np.array(BONES)
-        xy = np.stack([pos[:, bones[:, 0]], pos[:, bones[:, 1]]], 2)[..., [VIEW_AXIS[view], 1]]
-        xy[..., 0] = xy[..., 0] * sx + x_off[:, None, None]  # (T, bones, 2 ends, x y) in pixels
-        xy[..., 1] = xy[..., 1] * sy + ty
-        # Side view: the right limbs are near the camera, draw them over the trunk and the left.
-        order = ("left", "trunk", "right") if view == "side" else ("trunk", "left", "right")
-        self.groups = []
-        for group in order:
-            if not GROUPS[group]:
-                continue
-            ends = xy[:, [BONES.index(b) for b in GROUPS[group]]].reshape(len(pos), -1, 2)
-            path = MplPath(ends[0].copy(), np.tile(_SEGMENT, len(GROUPS[group])))
-            self.groups.append((_gc(renderer, COLOURS[group], lw, "round", box), ends, path))
-        head = pos[:, JOINT_INDEX["head"], [VIEW_AXIS[view], 1]]
-        self.head = np.stack([head[:, 0] * sx + x_off, head[:, 1] * sy + ty], -1)
-        self.head_gc = _gc(renderer, COLOURS["trunk"], lw * 0.8, "butt", box)
-        marker, px = MarkerStyle("o"), renderer.points_to_pixels(0.2 / scale * 72 / DPI)
-        self.marker = (marker.get_path(), marker.get_transform().scale(px, px))  # 20 cm head
-        xs = pos[..., VIEW_AXIS[view]][np.isfinite(pos[..., VIEW_AXIS[view]])]
-        lo, hi = (xs.min() - 5, xs.max() + 5) if xs.size else (-5.0, 5.0)  # 5 m: beyond a window
-        self.ticks = np.arange(np.floor(lo / TICK_M), np.ceil(hi / TICK_M) + 1) * TICK_M
-        self.tick_y = (ty, -4 * scale * sy + ty)
-        self.tick_gc = _gc(renderer, "#999999", 1.0, "butt", box)
-        self.head_ok = np.isfinite(self.head).all(-1)
-        self.head_path = MplPath(self.head[:1].copy())
-        # Per frame, the pixels the figure can touch, as two rectangles (upper body with the
-        # head, lower body: a walker's legs spread where the arms do not): bone ends and the
-        # head, widened by half a line (round caps), the head's radius and edge, and a pixel of
-        # antialiasing. yuv420p converts only these.
-        lw_px = renderer.points_to_pixels(lw)
-        lower = np.array([CANONICAL_JOINTS[p] == "pelvis" or CANONICAL_JOINTS[c].endswith(
-            ("hip", "knee", "ankle", "foot")) for p, c in BONES])
-        head_r = px / 2 + lw_px * 0.4
-        self.rects = [[] for _ in range(len(pos))]
-        for part, extra in ((~lower, self.head), (lower, None)):
-            pts = xy[:, part].reshape(len(pos), -1, 2)
-            pad = np.full(pts.shape[1], lw_px / 2)
-            if extra is not None:
-                pts, pad = np.concatenate([pts, extra[:, None]], 1), np.append(pad, head_r)
-            lo = np.where(np.isfinite(pts), pts - pad[:, None], np.inf).min(1) - 2.0
-            hi = np.where(np.isfinite(pts), pts + pad[:, None], -np.inf).max(1) + 2.0
-            for i, r in enumerate(_pixel_rects(lo, hi, renderer.height, renderer.width)):
-                if r is not None:
-                    self.rects[i].append(r)
-        if self.moving:  # the floor ticks scroll
-            strip = _pixel_rects(np.array([[box.x0, self.tick_y[1] - 2]]),
-                                 np.array([[box.x1, ty + 2]]), renderer.height, renderer.width)[0]
-            for r in self.rects:
-                r.append(strip)
-        self.rects = [_merged(r) for r in self.rects]
-
-    def draw_static(self) -> None:
-        """The floor: a grey band below y = 0 and its line (axhspan and axhline in _Panel),
-        and the ticks too when the camera stands still."""
-        b, r = self.box, self.renderer
-        band = _gc(r, "#eeeeee", 0.0, "butt", b)
-        r.draw_path(band, MplPath([(b.x0, b.y0), (b.x1, b.y0), (b.x1, self.floor),
-                                   (b.x0, self.floor), (b.x0, b.y0)], closed=True),
-                    _IDENTITY, band.get_rgb())
-        r.draw_path(_gc(r, "#999999", 1.0, "projecting", b),
-                    MplPath([(b.x0, self.floor), (b.x1, self.floor)]), _IDENTITY)
-        if not self.moving and len(self.x_off):
-            self._ticks(0)
-
-    def _ticks(self, i: int) -> None:
-        x = self.ticks * self.sx + self.x_off[i]
-        x = x[(x > self.box.x0 - 2) & (x < self.box.x1 + 2)]
-        if x.size:
-            v = np.empty((2 * x.size, 2))
-            v[:, 0] = np.repeat(x, 2)
-            v[0::2, 1], v[1::2, 1] = self.tick_y
-            self.renderer.draw_path(self.tick_gc, MplPath(v, np.tile(_SEGMENT, x.size)),
-                                    _IDENTITY)
-
-    def draw(self, i: int) -> None:
-        r = self.renderer
-        if self.moving:
-            self._ticks(i)
-        # One Path per group, its vertices overwritten in place each frame: building a Path
-        # costs more than drawing it. (Our own objects; the renderer reads them when called.)
-        for gc, xy, path in self.groups:
-            path.vertices[...] = xy[i]
-            r.draw_path(gc, path, _IDENTITY)
-        if self.head_ok[i]:
-            self.head_path.vertices[0] = self.head[i]
-            r.draw_markers(self.head_gc, *self.marker, self.head_path, _IDENTITY,
-                           (1.0, 1.0, 1.0, 1.0))
+@functools.lru_cache(maxsize=4)
+def _font(points: float) -> ImageFont.FreeTypeFont:
+    """matplotlib's default font (DejaVu Sans) at this size, for Pillow."""
+    return ImageFont.truetype(font_manager.findfont(FontProperties()), points * DPI / 72)
 
 
-def _merged(rects: list) -> list:
-    """Rectangles (row0, row1, col0, col1) with overlapping pairs joined where converting
-    their union costs less than converting both (a call costs about 2,000 pixels' worth)."""
-    def area(r):
-        return (r[1] - r[0]) * (r[3] - r[2])
-
-    rects = list(rects)
-    k = 0
-    while k < len(rects):
-        for j in range(k + 1, len(rects)):
-            a, b = rects[k], rects[j]
-            u = (min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3]))
-            if area(u) <= area(a) + area(b) + 2000:
-                rects[k] = u
-                del rects[j]
-                break
-        else:
-            k += 1
-    return rects
+def _clock_text(seconds: float) -> str:
+    return f"{seconds:5.2f} s"
 
 
-def _pixel_rects(lo: np.ndarray, hi: np.ndarray, height: int, width: int) -> list:
-    """Display rectangles (rows of lo and hi: x0, y0 and x1, y1; y up) as buffer slices
-    (row0, row1, col0, col1), snapped outward to even bounds (the 2x2 chroma grid); None where
-    a rectangle is empty or not finite."""
-    with np.errstate(invalid="ignore"):
-        ok = np.isfinite(lo).all(1) & np.isfinite(hi).all(1) & (hi > lo).all(1)
-        lo, hi = np.where(ok[:, None], lo, 0), np.where(ok[:, None], hi, 0)
-    r0 = np.clip(np.floor(height - hi[:, 1]) // 2 * 2, 0, height).astype(int)
-    r1 = np.clip(np.ceil(np.ceil(height - lo[:, 1]) / 2) * 2, 0, height).astype(int)
-    c0 = np.clip(np.floor(lo[:, 0]) // 2 * 2, 0, width).astype(int)
-    c1 = np.clip(np.ceil(np.ceil(hi[:, 0]) / 2) * 2, 0, width).astype(int)
-    ok &= (r1 > r0) & (c1 > c0)
-    return [(a, b, c, d) if k else None for a, b, c, d, k in
-            zip(r0.tolist(), r1.tolist(), c0.tolist(), c1.tolist(), ok.tolist())]
+def _still_texts(clip: Clip, views: Sequence[str], w: int, h: int, clock_w: int) -> np.ndarray:
+    """(h, W, 3) RGB: white with the title, the view names and the colour key; the clock's
+    corner (clock_w wide) left empty."""
+    W, ah = w * len(views), h - TITLE_PX
+    image = Image.new("RGB", (W, h), "white")
+    draw = ImageDraw.Draw(image)
+    for k, v in enumerate(views):  # where a _Panel's axes would put its label
+        draw.text(((k + 0.02) * w, h - 0.97 * ah), v, fill=VIEW_NAME_COLOUR, font=_font(6.5),
+                  anchor="la")
+    for k, side in enumerate(("left", "right")):  # the colour key, as the front view sees it
+        draw.text((W - clock_w - 4 - 30 * k, 2), side, fill=COLOURS[side], font=_font(7),
+                  anchor="ra")
+    title, room = _label(clip), max(8, int((W - 110) / 5.2))  # characters that fit
+    title = title if len(title) <= room else "…" + title[-(room - 1):]
+    draw.text((3, 2), title, fill=TEXT_COLOUR, font=_font(7), anchor="la")
+    return np.array(image)
 
 
-_IDENTITY = IdentityTransform()
-_SEGMENT = np.array([MplPath.MOVETO, MplPath.LINETO], dtype=MplPath.code_type)
-# The clock's pixels by (text, frame size, the pixels under it): clips at 30 fps all show the
-# same times, and drawing text costs more than the rest of a frame.
-_CLOCK_CACHE: dict[tuple[str, int, int, bytes], np.ndarray] = {}
-_CLOCK_CACHE_MAX = 5000  # about 13 MB; a minute at 30 fps shows 1,800 times
-CLOCK_W = 46  # pixels at the top right that the clock may use (the colour key ends left of it)
-# RGB -> Y'CbCr, BT.601 with video range (what ffmpeg's own conversion and players assume for
-# video of this size): RGBA -> Y' weights, 2x2 RGBA sum -> Cb, Cr weights; +0.5 rounds.
-_YCC = np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0],
-                 [112.0, -93.786, -18.214]], dtype=np.float32).T / 255
-_Y4 = np.append(_YCC[:, 0], 0).astype(np.float32)
-_CC4 = np.vstack([_YCC[:, 1:] / 4, [0, 0]]).astype(np.float32)
-_YCC_OFF = np.array([16.5, 128.5, 128.5], dtype=np.float32)
-# The clock's corner as Y, Cb, Cr, by the same key as _CLOCK_CACHE
-_CLOCK_YUV: dict[tuple[str, int, int, bytes], tuple[np.ndarray, ...]] = {}
+class _Clock:
+    """The time at the top right of each frame, drawn over the still picture's corner; its
+    pixels are cached by text."""
+
+    def __init__(self, still: np.ndarray, width: int):
+        W = still.shape[1]
+        self.corner = (slice(0, TITLE_PX), slice(max(0, W - width), W))
+        self.under = still[self.corner].copy()
+        self.key = (self.under.shape, self.under.tobytes())
+
+    def pixels(self, seconds: float, space: str) -> np.ndarray:
+        """The corner's pixels at that time, RGB or Y'CbCr."""
+        text = _clock_text(seconds)
+        cached = _CLOCK_CACHE.get((text, *self.key))
+        if cached is None:
+            if len(_CLOCK_CACHE) >= _CLOCK_CACHE_MAX:
+                _CLOCK_CACHE.clear()
+            image = Image.fromarray(self.under)
+            ImageDraw.Draw(image).text((self.under.shape[1] - 3, 2), text, fill=TEXT_COLOUR,
+                                       font=_font(7), anchor="ra")
+            cached = _CLOCK_CACHE[(text, *self.key)] = {"rgb": np.array(image)}
+        if space not in cached:
+            cached[space] = rgb_to_ycbcr(cached["rgb"])
+        return cached[space]
+
+
+def _view_sprite(pos: np.ndarray, view: str, scale: float, ylim, centres: np.ndarray,
+                 panel: tuple[slice, slice], lw: float) -> ViewSprite:
+    """One view's figure, head and floor ticks for every frame, in pixels of its panel (x
+    right, y down): the picture of a `_Panel` (colours, widths, order, the 20 cm head)."""
+    w = panel[1].stop - panel[1].start
+    px = 1.0 / scale  # pixels per metre, on both axes
+    left = np.asarray(centres, dtype=np.float64)[:, None] - w * scale / 2  # world x at col 0
+    x = pos[..., VIEW_AXIS[view]]
+    screen = np.stack([(x - left) * px, (ylim[1] - pos[..., 1]) * px], -1)  # (T, joints, 2)
+    # Side view: the right limbs are near the camera, draw them over the trunk and the left.
+    order = ("left", "trunk", "right") if view == "side" else ("trunk", "left", "right")
+    strokes = [(COLOURS[g], screen[:, np.array(GROUPS[g])]) for g in order if GROUPS[g]]
+    xs = x[np.isfinite(x)]
+    lo, hi = (xs.min() - 5, xs.max() + 5) if xs.size else (-5.0, 5.0)  # 5 m: beyond a window
+    ticks = (np.arange(np.floor(lo / TICK_M), np.ceil(hi / TICK_M) + 1) * TICK_M - left) * px
+    ticks[(ticks < -2) | (ticks > w + 2)] = np.nan
+    return ViewSprite(panel, strokes, screen[:, JOINT_INDEX["head"]], head_radius_px=0.1 * px,
+                      floor_y=ylim[1] * px, ticks=ticks, ticks_move=bool(np.ptp(left) > 0),
+                      line_px=lw * DPI / 72, head_colour=COLOURS["trunk"],
+                      floor_colour=FLOOR_COLOUR, band_colour=BAND_COLOUR)
 
 
 class _Animation:
-    """The frames of one clip's animation. The static picture (texts, floor) is drawn once;
-    each frame restores it and draws the figure, the moving floor ticks and the clock."""
+    """The frames of one clip's animation. The still picture (texts, the floor) is made once;
+    each frame restores the parts the one before drew on, then draws the figure, the moving
+    floor ticks and the clock (stick_raster.py)."""
 
     def __init__(self, clip: Clip, views: Sequence[str], size: tuple[int, int],
                  fps: float | None):
@@ -376,127 +294,59 @@ class _Animation:
         indices, self.fps = _frame_indices(clip, fps)
         W, ah, pos = w * len(views), h - TITLE_PX, _clean_positions(clip)
         scale, ylim, centres = _framing(pos, views, w, ah, follow_frames=int(clip.fps / 2))
-        # +0.5 px: Agg truncates the float canvas size, so this lands exactly on W x h.
-        fig = Figure(figsize=((W + 0.5) / DPI, (h + 0.5) / DPI), dpi=DPI, facecolor="white")
-        canvas = FigureCanvasAgg(fig)
-        lw = float(np.clip(2.0 * h / 240, 1.0, 4.0))
-        n = len(views)
-        for k, v in enumerate(views):  # where a _Panel's axes would put its label
-            fig.text((k + 0.02) / n, 0.97 * ah / h, v, fontsize=6.5, color="#888888", va="top")
-        for k, side in enumerate(("left", "right")):  # the colour key, as the front view sees it
-            fig.text(1 - (50 + 30 * k) / W, 1 - 2 / h, side, color=COLOURS[side], fontsize=7,
-                     va="top", ha="right")
-        title, room = _label(clip), max(8, int((W - 110) / 5.2))  # characters that fit
-        title = title if len(title) <= room else "…" + title[-(room - 1):]
-        fig.text(3 / W, 1 - 2 / h, title, fontsize=7, va="top", ha="left", color="#222222")
-        self.clock = fig.text(1 - 3 / W, 1 - 2 / h, "", fontsize=7, va="top", ha="right",
-                              color="#222222", animated=True)
-        canvas.draw()  # the texts; no Axes: building two costs more than a clip's frames
-        renderer, fw, fh = canvas.get_renderer(), fig.bbox.width, fig.bbox.height
-        self.sprites = []
-        for k, v in enumerate(views):
-            box = Bbox.from_extents(k / n * fw, 0.0, (k + 1) / n * fw, ah / h * fh)
-            self.sprites.append(_Sprite(renderer, box, ylim, pos[indices], v, scale,
-                                        centres[v][indices], w * scale / 2, lw))
-            self.sprites[-1].draw_static()
-        self.fig, self.canvas, self.renderer = fig, canvas, renderer
-        self.background = canvas.copy_from_bbox(fig.bbox)
-        self.buf = np.asarray(canvas.buffer_rgba())  # (h, W, 4), the canvas itself
         self.n, self.h, self.W = len(indices), h, W
-        # the clock's corner, on even bounds (the 2x2 chroma grid), and what it is drawn over
-        self.corner = (slice(0, TITLE_PX + TITLE_PX % 2), slice(max(0, (W - CLOCK_W) // 2 * 2), W))
-        self._under = self.buf[self.corner].tobytes()
-        self.clock_key: tuple[str, int, int, bytes] | None = None  # that of the clock shown
-
-    def _clock(self, text: str) -> None:
-        key = (text, self.W, self.h, self._under)
-        block = _CLOCK_CACHE.get(key)
-        self.clock_key = key if block is not None else None
-        if block is not None:
-            self.buf[self.corner] = block
-            return
-        self.clock.set_text(text)
-        self.fig.draw_artist(self.clock)
-        box = self.clock.get_window_extent(self.renderer)
-        if box.x0 >= self.W - CLOCK_W and box.y0 >= self.h - TITLE_PX:  # all in the corner
-            if len(_CLOCK_CACHE) >= _CLOCK_CACHE_MAX:
-                _CLOCK_CACHE.clear()
-                _CLOCK_YUV.clear()
-            _CLOCK_CACHE[key] = self.buf[self.corner].copy()
-            self.clock_key = key
-
-    def _draw(self, i: int) -> None:
-        self.canvas.restore_region(self.background)
+        lw = float(np.clip(2.0 * h / 240, 1.0, 4.0))  # points, as in _Panel
+        self.sprites = [_view_sprite(pos[indices], v, scale, ylim, centres[v][indices],
+                                     (slice(TITLE_PX, h), slice(k * w, (k + 1) * w)), lw)
+                        for k, v in enumerate(views)]
+        longest = _font(7).getlength(_clock_text((self.n - 1) / self.fps))
+        clock_w = max(CLOCK_W, int(np.ceil((longest + 4) / 2)) * 2)  # even: the chroma grid
+        still = _still_texts(clip, views, w, h, clock_w)
+        colours = set().union(*(s.colours() for s in self.sprites))
+        self.palettes = {space: palette(sorted(colours), space) for space in ("rgb", "ycbcr")}
         for s in self.sprites:
-            s.draw(i)
-        self._clock(f"{i / self.fps:5.2f} s")
+            s.draw_static(still, self.palettes["rgb"])
+        self.clock = _Clock(still, clock_w)
+        self.still = {"rgb": still}
 
-    def rgba(self) -> Iterator[np.ndarray]:
-        """Each frame as the canvas's (h, W, 4) buffer, valid until the next is drawn."""
+    def frames(self, space: str = "rgb") -> Iterator[np.ndarray]:
+        """Each frame as one (h, W, 3) uint8 buffer, reused: valid until the next is drawn.
+        space: "rgb", or "ycbcr" (BT.601 video range) for video."""
+        return (frame for frame, _ in self._frames(space))
+
+    def _frames(self, space: str) -> Iterator[tuple[np.ndarray, list[tuple[slice, slice]]]]:
+        """Each frame with the regions where it can differ from the one before (even
+        bounds): the sprites' boxes of both frames and the clock."""
+        if space not in self.still:
+            self.still[space] = rgb_to_ycbcr(self.still["rgb"])
+        still, colours, corner = self.still[space], self.palettes[space], self.clock.corner
+        frame = still.copy()
         for i in range(self.n):
-            self._draw(i)
-            yield self.buf
+            for s in self.sprites:
+                for region in s.drawn[i - 1] if i else []:  # the last frame's figure, gone
+                    frame[region] = still[region]
+            for s in self.sprites:
+                s.draw(frame, i, colours)
+            frame[corner] = self.clock.pixels(i / self.fps, space)
+            yield frame, [region for s in self.sprites for region in s.changed[i]] + [corner]
 
     def yuv420p(self) -> Iterator[np.ndarray]:
-        """Each frame as planar Y'CbCr 4:2:0 (one flat uint8 array, reused), for even sizes.
-
-        Converting here costs less than sending four bytes a pixel through the pipe for ffmpeg
-        to convert, because little changes: the background is converted once, and a frame
-        only where it can have drawn (the sprites' rectangles) and the clock (cached by text).
-        """
+        """Each frame as planar Y'CbCr 4:2:0 (one flat uint8 array, reused), for even sizes:
+        drawn in Y'CbCr, so there is no colour conversion, and only the regions of a frame
+        that can have changed are copied into the planes."""
         h, W = self.h, self.W
         if h % 2 or W % 2:
             raise ValueError(f"yuv420p needs even sizes, got {W} x {h}")
         out = np.empty(h * W * 3 // 2, np.uint8)
-        planes = (out[:h * W].reshape(h, W), out[h * W:h * W * 5 // 4].reshape(h // 2, W // 2),
-                  out[h * W * 5 // 4:].reshape(h // 2, W // 2))
-        rows, cols = self.corner
-        corner = (rows.start, rows.stop, cols.start, cols.stop)
-        chroma = (slice(rows.start // 2, rows.stop // 2), slice(cols.start // 2, cols.stop // 2))
-        # The products below are small: BLAS's thread pool would only spin (on a busy machine
-        # that costs more than the arithmetic), so BLAS runs on this thread meanwhile.
-        with _one_blas_thread():
-            _to_yuv(self.buf, planes, 0, h, 0, W)
-            still = out.copy()
-            for i in range(self.n):
-                self._draw(i)
-                out[:] = still
-                for s in self.sprites:
-                    for r0, r1, c0, c1 in s.rects[i]:
-                        _to_yuv(self.buf, planes, r0, r1, c0, c1)
-                clock = _CLOCK_YUV.get(self.clock_key)
-                if clock is None:
-                    _to_yuv(self.buf, planes, *corner)
-                    if self.clock_key is not None:
-                        _CLOCK_YUV[self.clock_key] = (planes[0][rows, cols].copy(),
-                                                      planes[1][chroma].copy(),
-                                                      planes[2][chroma].copy())
-                else:
-                    planes[0][rows, cols], planes[1][chroma], planes[2][chroma] = clock
-                yield out
-
-
-def _one_blas_thread():
-    try:
-        from threadpoolctl import threadpool_limits  # comes with scikit-learn
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
-
-
-def _to_yuv(rgba: np.ndarray, planes, r0: int, r1: int, c0: int, c1: int) -> None:
-    """Convert rgba[r0:r1, c0:c1] (even bounds) into the Y, Cb, Cr planes; chroma from the
-    mean of each 2x2 block. The block sums add whole pixels at once: a pixel widened to four
-    16-bit lanes is one 64-bit word (sums of four bytes never carry into the next lane)."""
-    r, c = r1 - r0, c1 - c0
-    u = rgba[r0:r1, c0:c1].astype(np.uint16)  # RGBA; alpha weighs nothing below
-    planes[0][r0:r1, c0:c1] = (u.reshape(-1, 4) @ _Y4 + _YCC_OFF[0]).reshape(r, c)
-    px = u.view(np.uint64).reshape(r, c)
-    px = px[0::2] + px[1::2]
-    px = px[:, 0::2] + px[:, 1::2]
-    cc = px.view(np.uint16).reshape(-1, 4).astype(np.float32) @ _CC4 + _YCC_OFF[1:]
-    planes[1][r0 // 2:r1 // 2, c0 // 2:c1 // 2] = cc[:, 0].reshape(r // 2, c // 2)
-    planes[2][r0 // 2:r1 // 2, c0 // 2:c1 // 2] = cc[:, 1].reshape(r // 2, c // 2)
+        y, cb, cr = (out[:h * W].reshape(h, W), out[h * W:h * W * 5 // 4].reshape(h // 2, W // 2),
+                     out[h * W * 5 // 4:].reshape(h // 2, W // 2))
+        everything = [(slice(0, h), slice(0, W))]
+        for i, (frame, changed) in enumerate(self._frames("ycbcr")):
+            for rows, cols in everything if i == 0 else changed:  # even bounds, all of them
+                half = slice(rows.start // 2, rows.stop // 2), slice(cols.start // 2,
+                                                                      cols.stop // 2)
+                to_yuv420p(frame[rows, cols], y[rows, cols], cb[half], cr[half])
+            yield out
 
 
 def render_frames(clip: Clip, views: Sequence[str] = ("front", "side"),
@@ -504,11 +354,11 @@ def render_frames(clip: Clip, views: Sequence[str] = ("front", "side"),
                   ) -> Iterator[np.ndarray]:
     """(h, w * len(views), 3) uint8 RGB frames, one panel per view; size is (w, h) per view.
 
-    fps resamples in time (nearest frame); None keeps the clip's own frame rate. The static
-    picture is drawn once; each frame restores it and redraws only what moves.
+    fps resamples in time (nearest frame); None keeps the clip's own frame rate. The still
+    picture is drawn once; each frame redraws only what moves.
     """
     anim = _Animation(clip, views, size, fps)  # bad arguments fail here, not at next()
-    return (f[..., :3].copy() for f in anim.rgba())
+    return (f.copy() for f in anim.frames("rgb"))
 
 
 @contextlib.contextmanager
@@ -560,9 +410,9 @@ def write_animation(clip: Clip, path: str | Path, fps: float | None = None,
             return path
         if anim.h % 2 == 0 and anim.W % 2 == 0:
             _write_mp4(anim.yuv420p(), "yuv420p", anim.W, anim.h, anim.fps, tmp)
-        else:  # yuv420p wants even sizes: pad the RGBA frames by a row or column
+        else:  # yuv420p wants even sizes: pad the RGB frames by a row or column
             pad = ((0, anim.h % 2), (0, anim.W % 2), (0, 0))
-            _write_mp4((np.pad(f, pad, "edge") for f in anim.rgba()), "rgba",
+            _write_mp4((np.pad(f, pad, "edge") for f in anim.frames("rgb")), "rgb24",
                        anim.W + anim.W % 2, anim.h + anim.h % 2, anim.fps, tmp)
     return path
 
