@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shlex
 import sys
@@ -11,6 +13,10 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+# eai shows its own progress; the per-tensor bars of transformers and huggingface_hub
+# ("Loading weights 272/272") are noise between them. Set it to 0 to see them again.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 app = typer.Typer(help="eai: the Emotion-Action Interpreter toolkit.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
@@ -295,7 +301,10 @@ def dataset_split(
 
 
 @app.command("profiles")
-def list_profiles() -> None:
+def list_profiles(
+    skeleton_plot: Optional[Path] = typer.Option(None, "--skeleton-plot", help="Also draw the "
+                                                 "canonical skeleton (joints, indices) as PNG."),
+) -> None:
     """List the skeleton profiles and NPY layouts eai knows."""
     from rich.table import Table
 
@@ -308,6 +317,10 @@ def list_profiles() -> None:
         table.add_row(p.name, p.kind, f"{len(p.layout)} joints" if p.layout else "",
                       p.description)
     console.print(table)
+    if skeleton_plot is not None:
+        from eai.toolkit.plots import plot_canonical_skeleton
+
+        console.print(f"wrote {plot_canonical_skeleton(skeleton_plot)}")
 
 
 @tokenizer_app.command("train")
@@ -342,6 +355,11 @@ def tokenizer_train(
     console.print(f"{report.summary()}; {report.train_seconds:.0f} s", highlight=False,
                   soft_wrap=True)
     console.print(f"tokenizer written to {out}/ (tokenizer.safetensors, tokenizer.json)")
+    emotion = json.loads((out / "tokenizer.json").read_text(encoding="utf-8")).get("emotion")
+    if emotion and emotion.get("trained") is False:  # said now, not at the first cold start
+        console.print(f"[yellow]warning:[/yellow] no emotion classifier: {emotion['reason']} "
+                      f"(cold-start drafting takes its labels from it)", highlight=False,
+                      soft_wrap=True)
 
 
 @tokenizer_app.command("encode")
@@ -384,7 +402,7 @@ def tokenizer_report(
 ) -> None:
     """Print MPJPE, perplexity and used/dead codes; optionally plot codebook usage."""
     from eai.toolkit.tokenizer import load_tokenizer
-    from eai.toolkit.tokenizer.report import plot_usage, report_lines, usage_on_dataset
+    from eai.toolkit.tokenizer.report import part_table, plot_usage, report_lines, usage_on_dataset
 
     try:
         tok = load_tokenizer(tokenizer)
@@ -393,6 +411,7 @@ def tokenizer_report(
         _fail(str(e))
     for line in report_lines(tok.meta, usage, rec, f"all clips of {dataset}" if dataset else ""):
         console.print(line, highlight=False, soft_wrap=True)
+    console.print(part_table(tok.meta, usage, rec))
     if plot:
         plot_usage(usage or tok.meta["usage_train"], plot,
                    f"{dataset.name}:" if dataset else "training clips:")
@@ -473,12 +492,14 @@ def model_info(
 
 
 # Commands that live in their own modules (cli.py stays short).
+from eai.cli_demo import register as _register_demo  # noqa: E402
 from eai.cli_draft import register as _register_draft  # noqa: E402
 from eai.cli_finetune import register as _register_finetune  # noqa: E402
 from eai.cli_review import review_app  # noqa: E402
 from eai.cli_serve import register as _register_serve  # noqa: E402
 
 app.add_typer(review_app, name="review")
+_register_demo(app)
 _register_draft(app)
 _register_finetune(app)
 _register_serve(app)
