@@ -60,13 +60,16 @@ def register(app: typer.Typer) -> None:
 
             torch.set_num_threads(threads)
         from eai.toolkit.finetune import FinetuneConfig, FinetuneError, run_finetune
+        from eai.toolkit.finetune.run import is_main_process
         from eai.toolkit.model import ModelError
         from eai.toolkit.splits import SplitError
 
         columns = (TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(),
                    TimeRemainingColumn())
-        with Progress(*columns, console=console, transient=False) as bar:
+        # under torchrun / accelerate launch only rank 0 draws (the others would print empty bars)
+        with Progress(*columns, console=console, transient=False,
+                      disable=not is_main_process()) as bar:
             tasks: dict[str, int] = {}
 
             def on_progress(what: str, step: int, total: int, loss) -> None:

@@ -221,3 +221,29 @@ def test_tokenizer_trained_on_the_training_split_only(dataset, tmp_path):
     assert meta["datasets"][0]["split"] == "train"
     assert meta["datasets"][0]["clips"] == len(split_ids(dataset, "train"))
     assert meta["emotion"].get("clips", 0) <= len(split_ids(dataset, "train"))
+
+
+@pytest.mark.slow
+def test_torchrun_data_parallel_on_cpu(tiny_model_dir, dataset, tmp_path):
+    """The multi-GPU route of the docs (`torchrun -m eai.cli finetune`), here with two CPU
+    processes (gloo): both train, rank 0 alone draws progress and writes the model."""
+    import os
+    import subprocess
+    import sys
+
+    torchrun = Path(sys.executable).parent / "torchrun"
+    if not torchrun.exists():
+        pytest.skip("torchrun is not installed beside this Python")
+    out = tmp_path / "ddp"
+    r = subprocess.run([str(torchrun), "--nproc_per_node", "2", "-m", "eai.cli", "finetune",
+                        "--model", str(tiny_model_dir), "--dataset", str(dataset), "-o",
+                        str(out), "--max-steps", "1", "--batch-size", "2", "--lora-r", "2",
+                        "--max-length", "4096", "--threads", "1"],
+                       capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert r.stdout.count("written to") == 1  # one merged model, from rank 0
+    assert "1/1" in r.stdout and "0/?" not in r.stdout  # rank 1 draws no (empty) bars
+    info = read_info(out)
+    assert info.version == 1 and info.metrics["finetune"]["alignment"]["steps"] == 1
+    assert not (tmp_path / "ddp.partial").exists()

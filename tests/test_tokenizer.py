@@ -163,6 +163,7 @@ def test_cli_encode_and_report(trained, sample_dataset, tmp_path):
                             "--dataset", str(sample_dataset)])
     assert r.exit_code == 0, r.output
     assert "MPJPE" in r.output and "perplexity" in r.output and png.stat().st_size > 1000
+    assert all(part in r.output for part in ("torso", "l_arm", "r_arm", "l_leg", "r_leg"))
     r = runner.invoke(app, ["tokenizer", "train", str(sample_dataset), "-o", str(tmp_path / "t"),
                             "--steps", "0"])
     assert r.exit_code == 1 and "steps" in r.output

@@ -49,7 +49,7 @@ def _callbacks(on_progress: ProgressHook | None, stop_after: int | None) -> list
     return [Hooks()]
 
 
-def _is_main_process() -> bool:
+def is_main_process() -> bool:
     """Rank 0 under torchrun / accelerate launch (they set RANK), or a single process."""
     return int(os.environ.get("RANK", "0")) == 0
 
@@ -105,7 +105,7 @@ def run_finetune(model_dir: str | Path, dataset: str | Path, out: str | Path,
     run = {"parent": parent.model_version, "config": cfg.to_dict(),
            "data": [{k: v for k, v in s.items() if k in ("kind", "sha256", "manifest_sha256")}
                     for s in data.sources]}
-    if _is_main_process():
+    if is_main_process():
         check_run(work, run, resume, force)
 
     torch.manual_seed(cfg.seed)
@@ -129,7 +129,7 @@ def run_finetune(model_dir: str | Path, dataset: str | Path, out: str | Path,
         metrics[STAGES[stage]] = run_stage(peft_model, stage, examples, stage_dir,
                                            epochs[stage], cfg, pad_id, resume,
                                            _callbacks(on_progress, stop_after))
-    if not _is_main_process():
+    if not is_main_process():
         return None  # the other ranks trained; rank 0 alone merges and writes
     merged = peft_model.merge_and_unload()
     tmp = temp_sibling(out)

@@ -38,7 +38,6 @@ def report_lines(meta: dict[str, Any], usage: dict[str, Any] | None = None,
     where = source or r["mpjpe_on"]
     lines.append(f"MPJPE ({where}): {rec['mpjpe_mm']} mm; mean-pose baseline "
                  f"{rec['mean_pose_baseline_mm']} mm")
-    lines.append("  by part: " + ", ".join(f"{k} {v}" for k, v in rec["by_part"].items()))
     if "root" in rec:
         root = rec["root"]
         lines.append(f"root motion error: velocity {root['velocity_mps']} m/s, yaw rate "
@@ -48,13 +47,28 @@ def report_lines(meta: dict[str, Any], usage: dict[str, Any] | None = None,
     lines.append(f"codebook ({source or 'training clips'}): perplexity {u['perplexity']}, "
                  f"used {u['used_codes']}/{u['num_codes']}, dead {u['dead_codes']}, "
                  f"{u['tokens']} part tokens")
-    lines.append("  used codes by part: " + ", ".join(
-        f"{k} {v['used_codes']} (ppl {v['perplexity']})" for k, v in u["by_part"].items()))
     if usage is None and meta.get("usage_held_out"):
         h = meta["usage_held_out"]
         lines.append(f"codebook (held-out clips): perplexity {h['perplexity']}, used "
                      f"{h['used_codes']}/{h['num_codes']}")
     return lines
+
+
+def part_table(meta: dict[str, Any], usage: dict[str, Any] | None = None,
+               rec: dict[str, Any] | None = None):
+    """A terminal table per body part: MPJPE, codes used and perplexity (same sources as
+    report_lines)."""
+    from rich.table import Table
+
+    rec, u = rec or meta["reconstruction"], usage or meta["usage_train"]
+    table = Table(title="by body part", title_justify="left")
+    for name in ("part", "MPJPE mm", "codes used", "perplexity"):
+        table.add_column(name, justify="left" if name == "part" else "right")
+    for part in PART_NAMES:
+        by = u["by_part"].get(part, {})
+        table.add_row(part, f"{rec['by_part'].get(part)}", f"{by.get('used_codes', '')}"
+                      f"/{u['num_codes']}", f"{by.get('perplexity', '')}")
+    return table
 
 
 def plot_usage(usage: dict[str, Any], path: str | Path, title: str = "") -> None:
