@@ -141,11 +141,17 @@ def evaluate(
     batch_size: int = typer.Option(8, help="--model: clips per drafting batch."),
     max_new_tokens: int = typer.Option(160, help="--model: longest answer, in tokens."),
     device: Optional[str] = typer.Option(None, help="--model: torch device, e.g. cuda."),
+    threads: Optional[int] = typer.Option(None, help="--model: torch CPU threads (on a busy "
+                                          "CPU, fewer threads than cores can be faster)."),
 ) -> None:
     """Score emotion recognition: baselines and eai's classifier under a CV protocol, or with
     --model an EAI-LLM model's own answers on a held-out split."""
     from rich.progress import Progress
 
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     if model is not None:
         from eai.cli_eval import run_model_evaluation
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -131,8 +132,9 @@ def drafting(tiny_model_dir, sample_dataset, tmp_path):
     info = read_info(tiny_model_dir)
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     labels = info.label_set
-    answer = (f"{labels[1]}</emotion><explanation>The person walks fast with light steps. "
-              f"The arms swing widely.</explanation>")
+    # model mode: drafting picks the label and writes `LABEL</emotion><explanation>` itself;
+    # the backend generates the explanation that follows
+    answer = "The person walks fast with light steps. The arms swing widely.</explanation>"
 
     def make(**kw):
         return ScriptedBackend(tok, answer, favour=1, n_labels=len(labels), **kw)
@@ -164,19 +166,33 @@ def test_model_mode_draft_lines(drafting):
     # the prompt the model saw holds the clip's skeleton tokens as single added ids
     first_added = read_info(cfg.model_dir).added_tokens["first_id"]
     text = tok.decode(backend.prompts[0])
-    assert "<motion>" in text and text.endswith("<emotion>")
+    assert "<motion>" in text and text.endswith(f"<emotion>{labels[1]}</emotion><explanation>")
     assert sum(i >= first_added for i in backend.prompts[0]) > 10
 
 
-def test_unparsable_answer_is_kept_with_a_warning(drafting):
+def test_the_label_is_the_most_probable_of_the_set_whatever_the_text(drafting):
+    """Constrained decoding: the label comes from the label-set scores, the text after it."""
     cfg, _, labels, tok = drafting
     backend = ScriptedBackend(tok, "I cannot tell.", favour=0, n_labels=len(labels))
     s = run_drafting(cfg, backend=backend)
     d = next(read_drafts(cfg.out))
-    assert s.unparsed == s.drafted > 0
-    assert d.emotion is None and d.confidence is None and d.raw_text == "<emotion>I cannot tell."
-    assert any("no </emotion>" in w for w in d.warnings)
-    assert d.probabilities[labels[0]] > 0.5  # the label-set probabilities are still recorded
+    assert s.unparsed == 0 and d.emotion == labels[0] and d.explanation == "I cannot tell."
+    assert d.raw_text == f"<emotion>{labels[0]}</emotion><explanation>I cannot tell."
+    assert d.confidence == d.probabilities[labels[0]] > 0.5
+    assert tok.decode(backend.prompts[0]).endswith(
+        f"<emotion>{labels[0]}</emotion><explanation>")
+
+
+def test_sampled_labels_follow_the_probabilities_and_the_seed(drafting, tmp_path):
+    cfg, make, labels, tok = drafting
+    picked = []
+    for run in range(2):
+        out = tmp_path / f"sampled-{run}.jsonl"
+        run_drafting(replace(cfg, out=out, temperature=1.0, seed=7), backend=make())
+        picked.append([d.emotion for d in read_drafts(out)])
+    assert picked[0] == picked[1]  # the same seed, the same labels
+    assert set(picked[0]) <= set(labels) and len(set(picked[0])) > 1  # not always the argmax
+    assert picked[0].count(labels[1]) > len(picked[0]) / len(labels)  # the favoured one leads
 
 
 def test_resume_after_interruption_never_duplicates(drafting):

@@ -56,18 +56,22 @@ def test_rouge_l_hand_computed():
 
 # -- scoring, pure ----------------------------------------------------------------------------
 def test_score_answers_per_dataset_unparsed_and_failed():
-    a = [Answer("A/1", "A", "happy", "happy", 0.9, faithful=True),
-         Answer("A/2", "A", "sad", "happy", 0.6, faithful=False),
-         Answer("A/3", "A", "sad", None, None, faithful=True),  # did not parse
-         Answer("B/1", "B", "sad", "sad", 0.8, faithful=True),
+    t = "The steps are quick."
+    a = [Answer("A/1", "A", "happy", "happy", 0.9, faithful=True, explanation=t),
+         Answer("A/2", "A", "sad", "happy", 0.6, faithful=False, explanation=t),
+         Answer("A/3", "A", "sad", None, None, faithful=True),  # did not parse, no text
+         Answer("B/1", "B", "sad", "sad", 0.8, faithful=True, explanation=t),
          Answer("B/2", "B", "angry", None, None, drafted=False),  # could not be drafted
-         Answer("B/3", "B", "fearful", "sad", 0.7, faithful=True)]  # not a model label
+         Answer("B/3", "B", "fearful", "sad", 0.7, faithful=True, explanation=t)]  # not a label
     s = score_answers(a, ["angry", "happy", "sad"])
     m = s["metrics"]
     assert m["accuracy"] == pytest.approx(2 / 6)
     # F1 per true class: angry 0; happy 2/(2+1+0); sad tp 1, fp 1 (B/3), fn 2 -> 2/5; fearful 0
     assert m["macro_f1"] == pytest.approx((0 + 2 / 3 + 2 / 5 + 0) / 4)
-    assert m["parse_share"] == pytest.approx(4 / 5) and m["faithful_share"] == pytest.approx(4 / 5)
+    assert m["parse_share"] == pytest.approx(4 / 5)
+    # an empty explanation is not faithful by default: 3 of the 4 that explain anything
+    assert m["explained_share"] == pytest.approx(4 / 5)
+    assert m["faithful_share"] == pytest.approx(3 / 4)
     assert s["counts"] == {"clips": 6, "drafted": 5, "parsed": 4, "unparsed": 1, "failed": 1}
     assert s["labels_outside_model"] == ["fearful"]
     conf = s["confusion"]
@@ -108,31 +112,38 @@ def test_read_references(tmp_path):
 
 # -- end to end with a scripted backend -------------------------------------------------------
 class ScriptedBackend:
-    """Answers the prompts in the order drafting sends them: plan[k] = (label or None, p)."""
+    """Answers the prompts in the order drafting sends them: plan[k] = (label, p), the label's
+    probability over the label set. Model mode scores first (the label), then generates the
+    explanation; cold start only generates."""
 
     name = "scripted"
 
     def __init__(self, tokenizer, labels, plan):
         self.tok, self.labels, self.plan = tokenizer, labels, list(plan)
-        self.batch: list = []
+        self.scored: list | None = None
         self.prompts = 0
 
-    def generate(self, prompts, max_new_tokens, stop_token_ids, temperature=0.0, seed=0):
-        if len(prompts) > len(self.plan):
+    def _take(self, n: int) -> list:
+        if n > len(self.plan):
             raise AssertionError("drafted more clips than planned")
-        self.prompts += len(prompts)
-        self.batch, self.plan = self.plan[:len(prompts)], self.plan[len(prompts):]
-        texts = [f"{lab}</emotion><explanation>{EXPL}</explanation>" if lab else
-                 "I cannot tell." for lab, _ in self.batch]
-        return [Generation(self.tok(t, add_special_tokens=False)["input_ids"], "stop")
-                for t in texts]
+        batch, self.plan = self.plan[:n], self.plan[n:]
+        return batch
+
+    def generate(self, prompts, max_new_tokens, stop_token_ids, temperature=0.0, seed=0):
+        batch = self.scored if self.scored is not None else self._take(len(prompts))
+        self.scored = None
+        self.prompts += len(batch)
+        text = f"{EXPL}</explanation>"
+        return [Generation(self.tok(text, add_special_tokens=False)["input_ids"], "stop")
+                for _ in batch]
 
     def score(self, prompts, options):
+        self.scored = self._take(len(prompts))
         n = len(self.labels)
         rows = []
-        for lab, p in self.batch:
+        for lab, p in self.scored:
             row = np.full(n, (1 - p) / (n - 1))
-            row[self.labels.index(lab or self.labels[0])] = p
+            row[self.labels.index(lab)] = p
             rows.append(np.log(row))
         return np.array(rows)
 
@@ -170,7 +181,7 @@ S = "sd/{}/sample_{}_walk_s01_01"
 # (clip, scripted label, its probability), in dataset order; bvh neutral is made unlabelled
 PLAN = [(S.format("bvh", "angry"), "angry", 0.95), (S.format("bvh", "happy"), "happy", 0.45),
         (S.format("bvh", "sad"), "happy", 0.85), (S.format("c3d", "angry"), "angry", 0.65),
-        (S.format("c3d", "happy"), None, 0.5), (S.format("npy", "sad"), "sad", 0.25)]
+        (S.format("c3d", "happy"), "angry", 0.5), (S.format("npy", "sad"), "sad", 0.25)]
 UNLABELLED = S.format("bvh", "neutral")
 
 
@@ -205,19 +216,19 @@ def test_scripted_answers_scored_exactly(setup, tmp_path):
     doc = evaluate_model(model, ds, curated=curated, backend_impl=backend)
     assert backend.prompts == 6  # the unlabelled clip of the split is not drafted
     m, c = doc["metrics"], doc["counts"]
-    assert c == {"clips": 6, "drafted": 6, "parsed": 5, "unparsed": 1, "failed": 0,
+    assert c == {"clips": 6, "drafted": 6, "parsed": 6, "unparsed": 0, "failed": 0,
                  "unlabelled_left_out": 1}
     assert m["accuracy"] == pytest.approx(4 / 6)
-    # F1: angry 2/(2+0+0) = 1; happy tp 1, fp 1, fn 1 -> 1/2; sad tp 1, fp 0, fn 1 -> 2/3
-    assert m["macro_f1"] == pytest.approx((1 + 1 / 2 + 2 / 3) / 3)
-    assert m["parse_share"] == pytest.approx(5 / 6)
+    # F1: angry tp 2, fp 1, fn 0 -> 4/5; happy tp 1, fp 1, fn 1 -> 1/2; sad tp 1, fn 1 -> 2/3
+    assert m["macro_f1"] == pytest.approx((4 / 5 + 1 / 2 + 2 / 3) / 3)
+    assert m["parse_share"] == 1.0  # constrained decoding: always a label of the set
     assert m["per_class_recall"] == {"angry": 1.0, "happy": 0.5, "sad": 0.5}
     cal = m["calibration"]
-    assert cal["mean_confidence"] == pytest.approx((0.95 + 0.45 + 0.85 + 0.65 + 0.25) / 5,
-                                                   abs=1e-5)
+    assert cal["mean_confidence"] == pytest.approx(
+        (0.95 + 0.45 + 0.85 + 0.65 + 0.5 + 0.25) / 6, abs=1e-5)
     assert cal["top_third_answers"] == 2 and cal["top_third_accuracy"] == 0.5  # 0.95 ok, 0.85 no
     # every confidence in its own bin: ECE = mean |correct - confidence|
-    assert cal["ece"] == pytest.approx((0.05 + 0.55 + 0.85 + 0.35 + 0.75) / 5, abs=1e-5)
+    assert cal["ece"] == pytest.approx((0.05 + 0.55 + 0.85 + 0.35 + 0.5 + 0.75) / 6, abs=1e-5)
     assert m["rouge_l"] == {"f1": pytest.approx((1 + 8 / 15) / 2), "clips": 2}
     assert doc["curated"]["pairs"] == 4 and doc["curated"]["clips_with_reference"] == 3
     drafts = list(read_drafts(eval_paths(model)["drafts"]))
@@ -229,7 +240,7 @@ def test_scripted_answers_scored_exactly(setup, tmp_path):
     conf = doc["confusion"]
     assert conf["rows"] == ["angry", "happy", "sad"] and conf["columns"] == labels + ["unparsed"]
     row = lambda **kw: [kw.get(col, 0) for col in conf["columns"]]
-    assert conf["matrix"] == [row(angry=2), row(happy=1, unparsed=1), row(happy=1, sad=1)]
+    assert conf["matrix"] == [row(angry=2), row(happy=1, angry=1), row(happy=1, sad=1)]
     # eval.json holds the same, complete, beside the PNG and the drafts
     saved = json.loads((model / "eval" / "eval.json").read_text())
     assert saved == {k: v for k, v in doc.items() if k != "paths"}
@@ -292,7 +303,7 @@ def test_compare_table_shows_both_models(setup, tmp_path):
     assert other_doc["metrics"]["accuracy"] == 1.0  # it answers every true label
     rows = {r[0]: r for r in compare_rows(this_doc, other_doc)}
     assert rows["accuracy"][3] == pytest.approx(4 / 6 - 1.0)
-    assert rows["parsed"][1:] == (pytest.approx(5 / 6), 1.0, pytest.approx(5 / 6 - 1))
+    assert rows["parsed"][1:] == (1.0, 1.0, 0.0)
     console = Console(record=True, width=200)
     console.print(compare_table(this_doc, other_doc))
     text = console.export_text()

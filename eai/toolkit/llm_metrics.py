@@ -6,7 +6,8 @@ Pure functions over plain `Answer` records, so every number can be checked by ha
 - accuracy and macro-F1 over all clips and per dataset: an answer without a label (it did not
   parse, or the clip could not be drafted) counts as wrong;
 - per-class recall and a confusion matrix whose last column is "unparsed";
-- the share of answers that parse, the share of faithful drafts;
+- the share of answers that parse, the share of drafts with an explanation, and of those the
+  share of faithful ones;
 - calibration of the confidences: their mean, the accuracy of the most confident third and the
   expected calibration error;
 - ROUGE-L F1 of explanations against curated reference explanations.
@@ -163,7 +164,10 @@ def score_answers(answers: Sequence[Answer], labels: Sequence[str],
     acc, f1 = accuracy_and_f1(answers, classes)
     conf = confusion(answers, classes)
     drafted = [a for a in answers if a.drafted]
-    faithful = [a.faithful for a in drafted if a.faithful is not None]
+    explained = [a for a in drafted if a.explanation.strip()]
+    # an empty explanation claims nothing, so it cannot contradict: it is not counted as
+    # faithful (nor at all); the share of drafts that explain anything is reported beside it
+    faithful = [a.faithful for a in explained if a.faithful is not None]
     per_dataset = {}
     for name in sorted({a.dataset for a in answers}):
         part = [a for a in answers if a.dataset == name]
@@ -181,6 +185,7 @@ def score_answers(answers: Sequence[Answer], labels: Sequence[str],
         "counts": {k: v for k, v in counts.items() if k != "parse_share"},
         "metrics": {"accuracy": acc, "macro_f1": f1, "parse_share": counts["parse_share"],
                     "faithful_share": _share(sum(faithful), len(faithful)),
+                    "explained_share": _share(len(explained), len(drafted)),
                     "per_class_recall": per_class_recall(conf),
                     "calibration": calibration(answers), "rouge_l": rouge},
         "per_dataset": per_dataset,

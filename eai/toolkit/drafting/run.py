@@ -2,8 +2,10 @@
 
 Two ways to draft, as in DESIGN.md:
 - "model": the LM reads the clip's skeleton tokens and the evidence; the label-set
-  probabilities are read after `<emotion>` (teacher-forced scores of every label), then the
-  answer is generated and parsed.
+  probabilities are read after `<emotion>` (teacher-forced scores of every label), the label
+  is the most probable one (sampled from them when temperature > 0: constrained decoding, so
+  the answer always names a label of the set), and the explanation is generated after
+  `<emotion>LABEL</emotion><explanation>`.
 - "cold-start" (the default for a model that was never finetuned): the skeleton tokenizer's
   classifier gives the label and its probabilities; the instruct LM writes the explanation from
   the label and the evidence.
@@ -30,6 +32,7 @@ from eai.toolkit.drafting.answer import (
     EMOTION_END,
     EMOTION_START,
     EXPLANATION_END,
+    EXPLANATION_START,
     clean_explanation,
     parse_model_answer,
 )
@@ -168,6 +171,10 @@ class Drafter:
         self.eos_ids = sorted({i for i in (tok.eos_token_id, tok.pad_token_id) if i is not None})
         self.explanation_end_id = tok.convert_tokens_to_ids(EXPLANATION_END)
         self.options = [encode(tok, label + EMOTION_END) for label in self.labels]
+        self.explanation_start_ids = encode(tok, EXPLANATION_START)
+        # model mode appends the chosen label and <explanation> to the prompt before generating
+        self.answer_prefix_len = max(map(len, self.options)) + len(self.explanation_start_ids)
+        self._label_rng = np.random.default_rng(seed)
         self.max_positions = getattr(self._config(model_dir), "max_position_embeddings", None)
 
     @staticmethod
@@ -181,7 +188,8 @@ class Drafter:
         return self.tokenizer.decode(ids, skip_special_tokens=not keep_special)
 
     def _check_length(self, clip: Clip, ids: list[int]) -> None:
-        if self.max_positions and len(ids) + self.max_new_tokens > self.max_positions:
+        prefix = self.answer_prefix_len if self.mode == "model" else 0
+        if self.max_positions and len(ids) + prefix + self.max_new_tokens > self.max_positions:
             raise DraftingError(f"the prompt has {len(ids)} tokens; with --max-new-tokens "
                                 f"{self.max_new_tokens} it exceeds the model's context of "
                                 f"{self.max_positions} (a clip of {clip.duration_s:.1f} s is "
@@ -221,6 +229,20 @@ class Drafter:
                 results[k] = {"clip_id": clip.clip_id, "error": f"{type(e).__name__}: {e}"}
         return prepared, results
 
+    def _label_probabilities(self, prompts: list[list[int]]) -> np.ndarray:
+        """(clips, labels): the LM's own probabilities of each label after `<emotion>`."""
+        scores = self.backend.score(prompts, self.options)
+        probs = np.exp(scores - scores.max(axis=1, keepdims=True))
+        return probs / probs.sum(axis=1, keepdims=True)
+
+    def _pick_labels(self, probs: np.ndarray) -> list[int]:
+        """The most probable label (greedy), or one drawn from probs^(1/T) when sampling."""
+        if self.temperature <= 0:
+            return [int(j) for j in probs.argmax(axis=1)]
+        tempered = probs ** (1.0 / self.temperature)
+        tempered /= tempered.sum(axis=1, keepdims=True)
+        return [int(self._label_rng.choice(len(row), p=row)) for row in tempered]
+
     def draft(self, clips: Sequence[Clip], backend_name: str) -> list[Draft | dict[str, str]]:
         """A Draft per clip, or {"clip_id", "error"} for a clip that could not be prepared."""
         from eai.toolkit.drafting.faithfulness import check_faithfulness
@@ -229,15 +251,17 @@ class Drafter:
         if not prepared:
             return results
         prompts = [p[4] for p in prepared]
+        if self.mode == "model":
+            probs = self._label_probabilities(prompts)
+            picked = self._pick_labels(probs)
+            prompts = [ids + self.options[j] + self.explanation_start_ids
+                       for ids, j in zip(prompts, picked)]
         gens = self.backend.generate(prompts, self.max_new_tokens, self.stop_ids,
                                      temperature=self.temperature, seed=self.seed)
-        if self.mode == "model":
-            scores = self.backend.score(prompts, self.options)
-            probs = np.exp(scores - scores.max(axis=1, keepdims=True))
-            probs /= probs.sum(axis=1, keepdims=True)
         for n, ((k, clip, evidence, classifier, _), gen) in enumerate(zip(prepared, gens)):
             if self.mode == "model":
-                raw = self._decode(gen.token_ids, keep_special=True)
+                raw = (self.labels[picked[n]] + EMOTION_END + EXPLANATION_START
+                       + self._decode(gen.token_ids, keep_special=True))
                 emotion, explanation, warnings = parse_model_answer(raw, self.labels)
                 raw = EMOTION_START + raw
                 p = {lab: round(float(x), 6) for lab, x in zip(self.labels, probs[n])}
