@@ -8,7 +8,6 @@ minute (the server's first start is most of it).
 from __future__ import annotations
 
 import base64
-import json
 import time
 
 import pytest
@@ -18,10 +17,13 @@ from review_support import (
     Chromium,
     LocalLabelStudio,
     Page,
-    chromium_path,
     click,
+    log_in,
     make_draft,
     need_label_studio,
+    page_errors,
+    replace_text,
+    start_chromium,
     write_drafts,
 )
 from typer.testing import CliRunner
@@ -32,17 +34,11 @@ from eai.toolkit.review.curated import read_curated
 pytestmark = [pytest.mark.labelstudio, pytest.mark.browser]
 PROJECT = "Browser review"
 EDITED = "The steps are short and the head hangs low."
-# Label Studio's page asks its own server for "tips", which fetches them from the internet and
-# answers 404 when offline: a network message of Label Studio itself, not an error of the page.
-KNOWN_NETWORK_NOISE = ("/heidi-tips",)
 
 
 @pytest.fixture(scope="module")
 def browser():
-    exe = chromium_path()
-    if exe is None:
-        pytest.skip("chromium not found: run `bash scripts/setup_browser.sh` or set EAI_CHROMIUM")
-    b = Chromium(exe)
+    b = start_chromium()
     yield b
     b.close()
 
@@ -76,13 +72,7 @@ def site(tmp_path_factory, sample_dataset):
 def open_task(browser: Chromium, site: dict, task_id: int) -> Page:
     """A new tab, logged in through the login form, on the task's labeling page."""
     ls, page = site["ls"], Page(browser)
-    page.goto(f"{ls.info.url}/user/login/")
-    if page.eval("!!document.querySelector('input[name=email]')"):
-        page.eval(f"""(() => {{ const f = document.querySelector('form');
-            f.querySelector('input[name=email]').value = {json.dumps(ls.creds.username)};
-            f.querySelector('input[name=password]').value = {json.dumps(ls.creds.password)};
-            f.submit(); return true; }})()""")
-        page.wait("location.pathname !== '/user/login/' && document.readyState === 'complete'")
+    log_in(page, ls)
     page.goto(f"{ls.info.url}/projects/{site['pid']}/data?task={task_id}")
     page.wait("document.querySelector('video') && document.querySelector('textarea') && "
               "document.querySelector('table.eai-evidence')", timeout=90)
@@ -102,10 +92,6 @@ def canvas_picture(page: Page, element_js: str) -> bytes:
                   f"return {{x: r.x, y: r.y, width: r.width, height: r.height}}; }})({element_js})")
     shot = page.send("Page.captureScreenshot", {"format": "png", "clip": {**r, "scale": 1}})
     return base64.b64decode(shot["data"])
-
-
-def page_errors(page: Page) -> list[str]:
-    return [e for e in page.errors() if not any(n in e for n in KNOWN_NETWORK_NOISE)]
 
 
 def test_task_page_shows_the_review_and_saves_it(browser, site):
@@ -155,13 +141,7 @@ def test_task_page_shows_the_review_and_saves_it(browser, site):
         # a person reviews: another emotion, a corrected text, the flag, four stars, Submit
         other = next(c for c in ("sad", "angry", "happy") if c != draft.emotion)
         click(page, f"document.querySelector('input[type=radio][name={other}]').closest('label')")
-        click(page, "document.querySelector('textarea')")
-        page.send("Input.dispatchKeyEvent", {"type": "keyDown", "modifiers": 2, "key": "a",
-                                             "code": "KeyA", "windowsVirtualKeyCode": 65,
-                                             "commands": ["selectAll"]})
-        page.send("Input.dispatchKeyEvent", {"type": "keyUp", "modifiers": 2, "key": "a",
-                                             "code": "KeyA", "windowsVirtualKeyCode": 65})
-        page.send("Input.insertText", {"text": EDITED})
+        replace_text(page, "document.querySelector('textarea')", EDITED)
         click(page, "[...document.querySelectorAll('label')]"
                     ".find(l => l.textContent.includes('contradicts the motion'))")
         click(page, "document.querySelectorAll('.ant-rate-star')[3].firstElementChild")
