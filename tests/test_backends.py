@@ -115,6 +115,208 @@ def test_seeded_sampling_is_reproducible(tb, prompts):
     assert ids(a) != ids(c) and ids(a) != ids(greedy)
 
 
+# -- the decoding loop's KV cache and attention against plain transformers --------------------
+@pytest.fixture(scope="module")
+def gqa_dir(taught_dir, tmp_path_factory) -> Path:
+    """The taught model rewritten with grouped KV heads (4 query heads over its 2 KV heads, as
+    SmolLM2 has 9 over 3): each query head is duplicated and o_proj averages the copies, so it
+    gives the taught, prompt-dependent answers, and the grouped-heads attention path is used."""
+    import shutil
+
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    out = tmp_path_factory.mktemp("gqa") / "eai-gqa"
+    shutil.copytree(taught_dir, out)
+    src = AutoModelForCausalLM.from_pretrained(taught_dir, dtype=torch.float32)
+    cfg = LlamaConfig.from_pretrained(taught_dir)
+    heads, dim = cfg.num_attention_heads, cfg.hidden_size // cfg.num_attention_heads
+    cfg.num_attention_heads, cfg.head_dim = 2 * heads, dim
+    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    state = src.state_dict()
+    for name, w in src.state_dict().items():
+        if name.endswith("q_proj.weight"):
+            state[name] = w.view(heads, dim, -1).repeat_interleave(2, dim=0).reshape(-1, w.shape[1])
+        elif name.endswith("o_proj.weight"):
+            state[name] = (w.view(-1, heads, dim).repeat_interleave(2, dim=1) / 2).reshape(
+                w.shape[0], -1)
+    model.load_state_dict(state, strict=False)  # lm_head is tied to the embeddings
+    model.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def gqa_tb(gqa_dir):
+    from eai.toolkit.drafting.backend_transformers import TransformersBackend
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    backend = TransformersBackend(gqa_dir, batch_size=16)
+    yield backend
+    backend.close()
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def plain_model(gqa_dir):
+    """The same model as loaded by plain transformers (its own "sdpa" attention): the reference."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(gqa_dir, dtype=torch.float32).eval()
+    assert model.config._attn_implementation == "sdpa"
+    return model
+
+
+def mixed_prompts(tokenizer) -> list[list[int]]:
+    """Prompts from ~15 to ~300 tokens: the taught ones stop early on eos, the others run to
+    the length limit in the same padded batch."""
+    from tiny_models import CORPUS
+
+    long_texts = [" ".join(CORPUS[:k] * r) for k, r in ((4, 4), (2, 3), (3, 1))]
+    return [chat_ids(tokenizer, t) for t in [q for q, _, _ in TAUGHT] + UNSEEN + long_texts]
+
+
+def naive_generate(model, prompt, max_new_tokens, stop):
+    """One prompt alone through `model.generate`, greedy (as benchmarks/drafting_speed.py's
+    naive setup): the new token ids."""
+    with torch.inference_mode():
+        out = model.generate(torch.tensor([prompt]), attention_mask=torch.ones(
+            1, len(prompt), dtype=torch.long), max_new_tokens=max_new_tokens, do_sample=False,
+            eos_token_id=stop, pad_token_id=stop[0])
+    return out[0, len(prompt):].tolist()
+
+
+def test_gqa_attention_equals_transformers_sdpa():
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from eai.toolkit.drafting.kv_cache import _sdpa_gqa_attention
+
+    class Attention(torch.nn.Module):
+        num_key_value_groups, is_causal = 3, True
+
+    gen = torch.Generator().manual_seed(0)
+    for q_len in (1, 7):  # a decoding step, a prompt
+        q, k, v = (torch.randn(3, h, n, 64, generator=gen)
+                   for h, n in ((9, q_len), (3, 20), (3, 20)))
+        mask = torch.ones(3, 1, q_len, 20, dtype=torch.bool).tril(20 - q_len)
+        mask[1, ..., :6] = False  # left padding
+        want, _ = sdpa_attention_forward(Attention(), q, k, v, mask, scaling=0.125)
+        got, _ = _sdpa_gqa_attention(Attention(), q, k, v, mask, scaling=0.125)
+        assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("batch_size", [16, 3])
+def test_generate_equals_naive_generate(gqa_tb, plain_model, batch_size):
+    tb = gqa_tb
+    assert tb.model.config._attn_implementation == "eai_sdpa_gqa"
+    assert tb.model.model.layers[0].self_attn.num_key_value_groups == 2
+    prompts = mixed_prompts(tb.tokenizer)
+    lengths = sorted(len(p) for p in prompts)
+    assert lengths[-1] > 10 * lengths[0]
+    stop = [tb.tokenizer.eos_token_id]
+    tb.batch_size = batch_size
+    try:
+        got = tb.generate(prompts, max_new_tokens=40, stop_token_ids=stop)
+    finally:
+        tb.batch_size = 16
+    early = [g for g in got if g.finish_reason == "stop" and len(g.token_ids) < 40]
+    assert len(early) >= len(TAUGHT) and any(g.finish_reason == "length" for g in got)
+    for p, g in zip(prompts, got):
+        assert g.token_ids == naive_generate(plain_model, p, 40, stop)
+        assert g.finish_reason == ("stop" if g.token_ids[-1] in stop else "length")
+    for g, (_, label, text) in zip(got, TAUGHT):  # the rewritten model still answers as taught
+        assert tb.tokenizer.decode(g.token_ids, skip_special_tokens=True) == (
+            f"<emotion>{label}</emotion><explanation>{text}</explanation>")
+
+
+def test_score_equals_naive_forward(gqa_tb, plain_model):
+    tb, tok = gqa_tb, gqa_tb.tokenizer
+    end = tok.convert_tokens_to_ids("</emotion>")
+    options = [tok.encode(w, add_special_tokens=False) + [end] for w in ("happy", "sad")]
+    options.append([end])
+    prompts = mixed_prompts(tok)
+    got = tb.score(prompts, options)
+    with torch.inference_mode():
+        for i, p in enumerate(prompts):
+            for j, o in enumerate(options):
+                logits = plain_model(input_ids=torch.tensor([p + o])).logits[0].double()
+                lp = logits.log_softmax(-1)[len(p) - 1:-1]
+                want = float(lp[torch.arange(len(o)), torch.tensor(o)].sum())
+                assert got[i, j] == pytest.approx(want, abs=1e-4)
+
+
+def test_shared_prompt_start_is_computed_once(gqa_tb, plain_model, monkeypatch):
+    """Prompts that start alike (a system prompt): the shared start is run on one row and
+    copied to the others; answers and scores stay those of plain transformers."""
+    from tiny_models import CORPUS
+
+    from eai.toolkit.drafting.backend_transformers import _shared_prefix_length
+    from eai.toolkit.drafting.kv_cache import PaddedBatchCache
+
+    tb, tok = gqa_tb, gqa_tb.tokenizer
+    texts = [q for q, _, _ in TAUGHT] + [" ".join(CORPUS[1:] * 2)]
+    prompts = [chat_ids(tok, f"{CORPUS[0]} {CORPUS[1]}\n{t}") for t in texts]
+    assert _shared_prefix_length(prompts) >= tb.min_shared_prefix
+    assert max(map(len, prompts)) > 2 * min(map(len, prompts))
+    copies = []
+    copy_first_row = PaddedBatchCache.copy_first_row
+    monkeypatch.setattr(PaddedBatchCache, "copy_first_row",
+                        lambda self, rows: copies.append(rows) or copy_first_row(self, rows))
+    stop = [tok.eos_token_id]
+    got = tb.generate(prompts, max_new_tokens=30, stop_token_ids=stop)
+    assert copies == [len(prompts)]
+    assert [g.token_ids for g in got] == [naive_generate(plain_model, p, 30, stop)
+                                          for p in prompts]
+    end = tok.convert_tokens_to_ids("</emotion>")
+    options = [tok.encode(w, add_special_tokens=False) + [end] for w in ("happy", "sad")]
+    got = tb.score(prompts, options)
+    with torch.inference_mode():
+        for i, p in enumerate(prompts):
+            for j, o in enumerate(options):
+                lp = plain_model(input_ids=torch.tensor([p + o])).logits[0].double().log_softmax(-1)
+                want = float(lp[len(p) - 1:-1][torch.arange(len(o)), torch.tensor(o)].sum())
+                assert got[i, j] == pytest.approx(want, abs=1e-4)
+
+
+def test_shared_prefix_length():
+    from eai.toolkit.drafting.backend_transformers import _shared_prefix_length
+
+    assert _shared_prefix_length([[1, 2, 3, 4], [1, 2, 5]]) == 2
+    assert _shared_prefix_length([[1, 2, 3], [1, 2, 3, 4]]) == 2  # each keeps a token
+    assert _shared_prefix_length([[7, 2], [1, 2]]) == 0
+    assert _shared_prefix_length([[1, 2, 3]]) == 2
+
+
+def test_cache_is_written_in_place(gqa_tb):
+    """Decoding steps write into the buffers allocated after the prompt; dropping finished rows
+    moves one kept row into each gap and leaves the kept rows' logits as they were; a forward
+    past the room is refused."""
+    tb = gqa_tb
+    mixed = mixed_prompts(tb.tokenizer)
+    prompts = [mixed[0], mixed[5], mixed[3], mixed[7]]  # short, long, short, long
+    runs = []
+    with torch.inference_mode():
+        for drop in (False, True):
+            logits, cache, pos = tb._prefill(prompts, room=3)
+            layer = cache.layers[0]
+            buffer, n = layer.key_buffer.data_ptr(), layer.get_seq_length()
+            assert layer.get_max_length() == n + 3 and cache.attention_mask(1).shape == (4, n + 1)
+            rows, nxt = [0, 1, 2, 3], logits.argmax(-1).tolist()
+            if drop:
+                rows = cache.keep_rows([1, 3])
+                assert rows == [3, 1]  # row 3 moved into row 0; row 1 stayed
+                pos, nxt = pos[rows], [nxt[r] for r in rows]
+            for step in range(3):
+                logits = tb._decode_step(cache, nxt, pos + step)
+                nxt = logits.argmax(-1).tolist()
+            assert layer.key_buffer.data_ptr() == buffer and layer.get_seq_length() == n + 3
+            assert cache.attention_mask(0).shape == (len(rows), n + 3)
+            runs.append(dict(zip(rows, logits)))
+            with pytest.raises(RuntimeError, match="KV cache full"):
+                tb._decode_step(cache, nxt, pos + 3)
+    for r in (1, 3):
+        torch.testing.assert_close(runs[1][r], runs[0][r], atol=1e-5, rtol=0)
+
+
 def test_bad_input_is_named(tb, prompts):
     with pytest.raises(BackendError, match="prompt 1 is empty"):
         tb.generate([prompts[0], []], max_new_tokens=2, stop_token_ids=[])
