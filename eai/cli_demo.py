@@ -63,7 +63,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the loop up to human review: convert, split, tokenizer, model, drafts, Label
         Studio. Each step is an ordinary eai command (printed), skipped when already done."""
-        from eai.toolkit.demo import DemoLayout, is_dataset, next_commands, plan, run_steps
+        from eai.toolkit.demo import DemoLayout, dataset_dir, next_commands, plan, run_steps
         from eai.toolkit.review.credentials import load_credentials
         from eai.toolkit.review.server import ServerPaths, running
 
@@ -96,7 +96,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
         paths = ServerPaths.default()
         info, creds = running(paths), load_credentials(paths.credentials)
-        dataset = data if data is not None and is_dataset(data) else layout.dataset
+        dataset = dataset_dir(layout, data)
         console.print(f"\n[bold green]Ready for review[/bold green] at {info.url}/projects/ "
                       f"(project {project!r})", highlight=False)
         console.print(f"  log in as {creds.username}; the password and the API token are in "

@@ -54,16 +54,19 @@ def is_dataset(path: Path) -> bool:
     return (path / "manifest.json").is_file()
 
 
+def dataset_dir(layout: DemoLayout, data: Optional[Path]) -> Path:
+    """The dataset the demo works on: `data` when it is a converted dataset, else its own."""
+    return data if data is not None and is_dataset(data) else layout.dataset
+
+
 def plan(layout: DemoLayout, data: Optional[Path] = None, *, limit: Optional[int] = None,
          tokenizer_steps: int = DEMO_TOKENIZER_STEPS, base: Optional[str] = None,
          project: str = DEMO_PROJECT, threads: Optional[int] = None) -> list[Step]:
     """The demo's commands. `data`: the user's motion files (converted) or an existing
     unified dataset (used as it is); None: the bundled synthetic sample set."""
     steps: list[Step] = []
-    dataset = layout.dataset
-    if data is not None and is_dataset(data):
-        dataset = data
-    else:
+    dataset = dataset_dir(layout, data)
+    if dataset != data:
         raw = data
         if raw is None:
             raw = layout.raw
