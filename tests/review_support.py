@@ -340,6 +340,9 @@ def listens_on(pid: int, port: int) -> bool | None:
 # Label Studio's page asks its own server for "tips", which fetches them from the internet and
 # answers 404 when offline: a network message of Label Studio itself, not an error of the page.
 KNOWN_NETWORK_NOISE = ("/heidi-tips",)
+# the task editor as a reviewer sees it: the animation, the editable text, the evidence table
+EDITOR_READY = ("document.querySelector('video') && document.querySelector('textarea') && "
+                "document.querySelector('table.eai-evidence')")
 
 
 def start_chromium() -> Chromium:

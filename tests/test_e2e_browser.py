@@ -28,6 +28,7 @@ import time
 import pytest
 from review_support import (
     ARTIFACTS,
+    EDITOR_READY,
     LocalLabelStudio,
     Page,
     button_js,
@@ -48,9 +49,6 @@ from eai.toolkit.review.curated import read_curated
 pytestmark = [pytest.mark.labelstudio, pytest.mark.browser]
 PROJECT = "End to end"
 EDITED = "The steps are short and slow, and the head hangs low the whole time."
-# the editor as the reviewer sees it: the animation, the editable text, the evidence table
-EDITOR_READY = ("document.querySelector('video') && document.querySelector('textarea') && "
-                "document.querySelector('table.eai-evidence')")
 TEXTAREA = "document.querySelector('textarea')"
 
 

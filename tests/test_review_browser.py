@@ -13,6 +13,7 @@ import time
 import pytest
 from review_support import (
     ARTIFACTS,
+    EDITOR_READY,
     XSS_TEXT,
     Chromium,
     LocalLabelStudio,
@@ -74,8 +75,7 @@ def open_task(browser: Chromium, site: dict, task_id: int) -> Page:
     ls, page = site["ls"], Page(browser)
     log_in(page, ls)
     page.goto(f"{ls.info.url}/projects/{site['pid']}/data?task={task_id}")
-    page.wait("document.querySelector('video') && document.querySelector('textarea') && "
-              "document.querySelector('table.eai-evidence')", timeout=90)
+    page.wait(EDITOR_READY, timeout=90)
     return page
 
 
