@@ -138,7 +138,7 @@ def evaluate(
     mode: str = typer.Option("model", help="--model: model (the LM's own label), cold-start "
                              "(the tokenizer's classifier labels) or auto."),
     limit: Optional[int] = typer.Option(None, help="--model: only the first N labelled clips."),
-    batch_size: int = typer.Option(8, help="--model: clips per drafting batch."),
+    batch_size: int = typer.Option(32, help="--model: clips per drafting batch."),
     max_new_tokens: int = typer.Option(160, help="--model: longest answer, in tokens."),
     device: Optional[str] = typer.Option(None, help="--model: torch device, e.g. cuda."),
     threads: Optional[int] = typer.Option(None, help="--model: torch CPU threads (on a busy "

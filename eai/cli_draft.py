@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
         clip_ids: Optional[str] = typer.Option(None, help="Only these clip ids: a,b,c or "
                                                "@file."),
         limit: Optional[int] = typer.Option(None, help="Only the first N selected clips."),
-        batch_size: int = typer.Option(8, help="Clips per batch (and per flush)."),
+        batch_size: int = typer.Option(32, help="Clips per batch (and per flush)."),
         max_new_tokens: int = typer.Option(160, help="Longest answer, in tokens."),
         temperature: float = typer.Option(0.0, help="0: greedy (reproducible)."),
         seed: int = typer.Option(0, help="Sampling seed when temperature > 0."),

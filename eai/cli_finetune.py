@@ -35,6 +35,9 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, help="Seed (data order, LoRA init, dropout)."),
         bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bfloat16 autocast "
                                             "(default: where the GPU or CPU is fast at it)."),
+        label_weight: float = typer.Option(0.0, help="0: one loss mean over all answer "
+                                           "tokens; W > 0: the emotion label's tokens are "
+                                           "averaged apart and weighted W (docs/finetune.md)."),
         gradient_checkpointing: bool = typer.Option(False, help="Recompute activations: less "
                                                     "memory, ~30% more time."),
         threads: Optional[int] = typer.Option(None, help="torch CPU threads (on a busy CPU, "
@@ -88,7 +91,8 @@ def register(app: typer.Typer) -> None:
                                      max_steps=max_steps, lr=lr, lora_r=lora_r,
                                      batch_size=batch_size, grad_accum=grad_accum,
                                      max_length=max_length, save_steps=save_steps, seed=seed,
-                                     bf16=bf16, gradient_checkpointing=gradient_checkpointing)
+                                     bf16=bf16, gradient_checkpointing=gradient_checkpointing,
+                                     label_weight=label_weight)
                 info = run_finetune(model, dataset, out, curated, cfg, split_file,
                                     not no_split, resume, force, on_progress)
             except (FinetuneError, ModelError, SplitError, FileNotFoundError, ValueError) as e:

@@ -113,6 +113,53 @@ def test_answer_loss_equals_the_full_loss(tiny_model_dir):
     torch.testing.assert_close(got, total / count, rtol=1e-4, atol=1e-5)
 
 
+def test_label_and_text_losses_are_averaged_apart(tiny_model_dir):
+    """label_weight W > 0: the label's tokens and the explanation's tokens are two means, the
+    label's weighted W; 0 (the default) is the single mean over all answer tokens."""
+    from transformers import AutoModelForCausalLM
+
+    from eai.toolkit.finetune.examples import Example
+    from eai.toolkit.finetune.train import answer_loss, make_collator
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    g = torch.Generator().manual_seed(1)
+    rows = [Example("a", 2, "curated", torch.randint(5, 300, (n,), generator=g).tolist(),
+                    torch.randint(5, 300, (k,), generator=g).tolist(), label) for n, k, label in
+            ((40, 9, 2), (25, 3, 3), (31, 14, 0))]
+    batch = make_collator(pad_id=0)([ExampleDataset(rows)[i] for i in range(3)])
+    per_token, is_label = [], []
+    with torch.no_grad():
+        for e in rows:
+            logits = model(input_ids=torch.tensor([e.prompt_ids + e.target_ids])).logits[0]
+            ce = torch.nn.functional.cross_entropy(
+                logits[len(e.prompt_ids) - 1:-1], torch.tensor(e.target_ids), reduction="none")
+            per_token += ce.tolist()
+            is_label += [k < e.label_len for k in range(len(e.target_ids))]
+        ce, is_label = torch.tensor(per_token), torch.tensor(is_label)
+        want = ce[is_label].mean() + ce[~is_label].mean()
+        torch.testing.assert_close(answer_loss(model, batch, label_weight=1.0), want,
+                                   rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(answer_loss(model, batch), ce.mean(), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(answer_loss(model, batch, label_weight=3.0),
+                                   3 * ce[is_label].mean() + ce[~is_label].mean(),
+                                   rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(answer_loss(model, batch, label_weight=0), ce.mean(),
+                                   rtol=1e-4, atol=1e-5)
+
+
+def test_label_tokens_of_each_example_kind(builder, dataset):
+    tok = builder.tok
+    clip = load_clips(dataset)[0]
+    describe, label, curated = builder.for_clip(clip, [("sad", "Slow steps.")])
+    assert describe.label_len == 0
+    assert tok.decode(label.target_ids[:label.label_len]) == f"{clip.emotion}</emotion>"
+    assert label.label_len == len(label.target_ids)
+    assert tok.decode(curated.target_ids[:curated.label_len]) == "sad</emotion>"
+    row = ExampleDataset([curated])[0]
+    assert len(row["label_mask"]) == len(row["input_ids"])
+    assert sum(row["label_mask"]) == curated.label_len
+
+
 # -- the evaluation split ---------------------------------------------------------------------
 def test_an_evaluation_clip_in_the_curated_pairs_is_refused(builder, dataset, tmp_path):
     test_clip = split_ids(dataset, "test")[0]

@@ -93,6 +93,21 @@ def test_score_answers_per_dataset_unparsed_and_failed():
         score_answers([], ["sad"])
 
 
+def test_cites_evidence_share_exposes_text_that_claims_nothing():
+    """A degenerate explanation passes the faithfulness check (it claims nothing); the share of
+    drafts that cite supported evidence does not count it."""
+    a = [Answer("A/1", "A", "sad", "sad", 0.9, faithful=True, explanation="The steps are slow.",
+                supported_claims=1),
+         Answer("A/2", "A", "sad", "sad", 0.9, faithful=True, explanation="sad sad sad sad",
+                supported_claims=0),
+         Answer("A/3", "A", "sad", "sad", 0.9, faithful=True, explanation="",
+                supported_claims=0),
+         Answer("A/4", "A", "sad", "sad", 0.9, faithful=None, explanation="Slow.")]
+    m = score_answers(a, ["sad", "happy"])["metrics"]
+    assert m["faithful_share"] == 1.0 and m["explained_share"] == pytest.approx(3 / 4)
+    assert m["cites_evidence_share"] == pytest.approx(1 / 4)
+
+
 def test_calibration_with_no_scored_answer():
     c = calibration([Answer("x", "d", "sad", None)])
     assert c["answers"] == 0 and c["ece"] is None and c["top_third_accuracy"] is None
@@ -234,6 +249,8 @@ def test_scripted_answers_scored_exactly(setup, tmp_path):
     drafts = list(read_drafts(eval_paths(model)["drafts"]))
     assert m["faithful_share"] == pytest.approx(
         sum(d.faithfulness["faithful"] for d in drafts) / 6)
+    cites = [any(c["status"] == "supported" for c in d.faithfulness["claims"]) for d in drafts]
+    assert m["cites_evidence_share"] == pytest.approx(sum(cites) / 6)
     assert doc["per_dataset"] == {"sd": {"clips": 6, "accuracy": m["accuracy"],
                                          "macro_f1": m["macro_f1"],
                                          "parse_share": m["parse_share"]}}

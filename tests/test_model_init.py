@@ -103,19 +103,32 @@ def test_embeddings_resized_and_tied(model_dir, tiny_base):
     old = base.get_input_embeddings().weight
     assert torch.equal(emb[:n], old)
     new = emb[n:]
-    assert torch.isfinite(new).all() and new.abs().sum() > 0
-    # mean resizing: new rows sit at the mean of the old rows, far closer than a random old row
+    assert torch.isfinite(new).all()
+    # the added rows start apart, spread like real tokens (mean_resizing would put them all
+    # at one point, and the model could not tell one skeleton token from another)
     mean = old.mean(0)
-    assert (new - mean).norm(dim=1).max() < 0.1 * (old - mean).norm(dim=1).mean()
+    real_spread = (old - mean).norm(dim=1).median()
+    new_spread = (new - new.mean(0)).norm(dim=1).median()
+    assert 0.5 * real_spread < new_spread < 2 * real_spread
+    from eai.toolkit.model.embeddings import token_words
+
+    added = tok.convert_ids_to_tokens(range(n, len(tok)))
+    drawn = [k for k, t in enumerate(added) if t.startswith("<st_")]
+    assert len(drawn) == sum(token_words(t) is None for t in added if not t.startswith("<emb_"))
+    d = torch.cdist(new[drawn], new[drawn]) + torch.eye(len(drawn)) * 1e9
+    assert d.min() > 0.1 * real_spread  # no two drawn rows anywhere near each other
+    assert torch.cdist(new, new).add(torch.eye(len(new)) * 1e9).min() > 0  # all distinct
+    assert info.added_tokens["rows_drawn"] + info.added_tokens["rows_from_words"] == len(new)
     ids = tok("The person walks slowly.", return_tensors="pt")["input_ids"]
     with torch.no_grad():
         a, b = base(ids).logits, model(ids).logits
     torch.testing.assert_close(b[..., :n], a, rtol=1e-5, atol=1e-5)  # old behaviour intact
 
 
-def test_spare_embedding_rows_are_reused_at_the_mean(skeleton_dir, tmp_path):
+def test_spare_embedding_rows_are_reused(skeleton_dir, tmp_path):
     """Bases like Qwen have more embedding rows than tokens: new ids below that count take
-    existing (untrained) rows, which init sets to the mean of the real rows."""
+    existing (untrained) rows, which init draws like every other added row; an untied output
+    head gets the mean of its real rows for every added token."""
     from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
     tok = tiny_tokenizer()
@@ -126,14 +139,61 @@ def test_spare_embedding_rows_are_reused_at_the_mean(skeleton_dir, tmp_path):
     torch.manual_seed(1)
     LlamaForCausalLM(cfg).save_pretrained(tmp_path / "padded")
     tok.save_pretrained(tmp_path / "padded")
+    before = LlamaForCausalLM.from_pretrained(tmp_path / "padded").get_input_embeddings().weight
     info = init_model(tmp_path / "m", skeleton_dir, base=str(tmp_path / "padded"))
     assert info.added_tokens["first_id"] == n and not info.tied_embeddings
     assert info.embedding_rows == info.vocab_size > n + spare
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "m")
-    for w in (model.get_input_embeddings().weight, model.get_output_embeddings().weight):
-        mean = w[:n].mean(0)
-        torch.testing.assert_close(w[n:n + spare], mean.expand(spare, -1))
-        assert (w[n + spare:] - mean).norm(dim=1).max() < 0.1 * (w[:n] - mean).norm(dim=1).mean()
+    emb, head = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+    assert not torch.equal(emb[n:n + spare], before[n:n + spare])  # the spare rows were set
+    spread = (emb[:n] - emb[:n].mean(0)).norm(dim=1).median()
+    assert 0.5 * spread < (emb[n:] - emb[n:].mean(0)).norm(dim=1).median() < 2 * spread
+    torch.testing.assert_close(head[n:], head[:n].mean(0).expand(len(head) - n, -1))
+
+
+def test_added_tokens_start_at_their_words():
+    """Tokens with words start at the mean of the base's rows of their words; `<emb_K>` codes
+    at their emotions' words (weighted) plus a little spread; motion codes are drawn; seeded."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from eai.toolkit.model.embeddings import (
+        CODE_SPREAD,
+        MARKER_WORDS,
+        code_phrases,
+        init_added_rows,
+        token_words,
+    )
+
+    assert token_words("<sem_root_speed_mean_high>") == "root speed mean high"
+    assert token_words("<ds_bandai-namco-1>") == "dataset bandai namco 1"
+    assert token_words("</emotion>") == MARKER_WORDS["</emotion>"]
+    assert token_words("<st_12>") is None and token_words("<emb_3>") is None
+    phrases = code_phrases([[0.9, 0.08, 0.02], [0.5, 0.5, 0.0]], ["sad", "not-confident", "x"])
+    assert phrases[0] == [("sad", 0.9 / 0.98), ("not confident", 0.08 / 0.98)]
+    assert phrases[1] == [("sad", 0.5), ("not confident", 0.5)]
+    tok = tiny_tokenizer()
+    n = len(tok)
+    cfg = LlamaConfig(hidden_size=64, num_attention_heads=1, num_key_value_heads=1,
+                      intermediate_size=128, num_hidden_layers=1, vocab_size=n + 3)
+    added = ["<sem_head_incline_low>", "<st_7>", "<emb_0>"]
+    rows = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = LlamaForCausalLM(cfg)
+        counts = init_added_rows(model, tok, added, [n, n + 1, n + 2], n, seed=3,
+                                 phrases={"<emb_0>": [("sad", 0.75), ("happy", 0.25)]})
+        rows.append(model.get_input_embeddings().weight[n:].detach().clone())
+    assert counts == {"rows_from_words": 2, "rows_drawn": 1}
+    emb = model.get_input_embeddings().weight.detach()
+
+    def words(w):
+        return emb[tok(" " + w, add_special_tokens=False)["input_ids"]].mean(0)
+
+    torch.testing.assert_close(emb[n], words("head incline low"))
+    mix = 0.75 * words("sad") + 0.25 * words("happy")
+    spread = (emb[:n] - emb[:n].mean(0)).norm(dim=1).median()
+    assert 0 < (emb[n + 2] - mix).norm() < 2 * CODE_SPREAD * spread
+    torch.testing.assert_close(rows[0], rows[1])  # same seed, same rows
 
 
 def test_chat_template_and_files_kept(model_dir, skeleton_dir):

@@ -301,6 +301,26 @@ def test_emotion_level_is_trained_saved_and_tokenised(trained, sample_dataset):
     assert load_tokenizer(out).tokens_text(clips[0]) == text  # a fresh load, same tokens
 
 
+def test_code_emotions_are_the_classifier_read_of_each_code_centre(trained, sample_dataset):
+    """code_emotions gives, per `<emb_K>` centre, what the classifier would say of a clip whose
+    embedding sits exactly there: a clip's own embedding gives its own probabilities."""
+    out, _ = trained
+    tok = load_tokenizer(out)
+    probs, classes = tok.code_emotions()
+    assert probs.shape == (len(tok.emotion["embedding_codebook"]), len(classes))
+    assert np.allclose(probs.sum(1), 1.0) and classes == list(tok.classifier.classes)
+    clips = list(iter_clips(sample_dataset))[:4]
+    emb = tok.classifier.embed(clips)
+    saved = tok.emotion["embedding_codebook"]
+    tok.emotion["embedding_codebook"] = emb.tolist()  # each clip its own centre
+    try:
+        own, _ = tok.code_emotions()
+    finally:
+        tok.emotion["embedding_codebook"] = saved
+    want, _ = tok.emotion_probabilities(clips)
+    np.testing.assert_allclose(own, want, atol=1e-5)
+
+
 def test_emotion_level_needs_enough_labelled_clips(tmp_path, sample_dataset):
     from eai.toolkit.tokenizer.emotion import train_emotion_level
 

@@ -74,7 +74,7 @@ def chat_ids(tokenizer, text: str) -> list[int]:
     return list(out["input_ids"] if hasattr(out, "keys") else out)
 
 
-def teach_answer_format(model_dir: Path, out: Path, steps: int = 60) -> Path:
+def teach_answer_format(model_dir: Path, out: Path, steps: int = 100) -> Path:
     """A copy of model_dir trained (a few seconds) to answer TAUGHT in the answer format."""
     from eai.toolkit.model import load_model
 

@@ -98,10 +98,17 @@ def labelled_selection(dataset: Path, split: str, split_file: Path | None,
             len(rows) - sum(1 for r in rows if r[1]))
 
 
+def _supported(draft) -> int | None:
+    """How many claims of the draft's explanation its evidence supports (None: unchecked)."""
+    if draft is None or not draft.faithfulness or "claims" not in draft.faithfulness:
+        return None
+    return sum(c.get("status") == "supported" for c in draft.faithfulness["claims"])
+
+
 def evaluate_model(model_dir: str | Path, dataset: str | Path, split: str = "test",
                    split_file: str | Path | None = None, curated: str | Path | None = None,
                    backend: str = "transformers", base_url: str | None = None,
-                   mode: str = "model", batch_size: int = 8, max_new_tokens: int = 160,
+                   mode: str = "model", batch_size: int = 32, max_new_tokens: int = 160,
                    limit: int | None = None, device: str | None = None, concurrency: int = 8,
                    backend_impl=None,
                    on_progress: Callable[[int, int, Any], None] | None = None) -> dict[str, Any]:
@@ -143,7 +150,7 @@ def evaluate_model(model_dir: str | Path, dataset: str | Path, split: str = "tes
                               d.confidence if d else None, d is not None,
                               bool(d.faithfulness["faithful"]) if d and d.faithfulness
                               and "faithful" in d.faithfulness else None,
-                              d.explanation if d else ""))
+                              d.explanation if d else "", _supported(d)))
     scores = score_answers(answers, info.label_set, references if curated else None)
     scores["counts"]["unlabelled_left_out"] = unlabelled
     doc = {

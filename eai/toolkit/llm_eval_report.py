@@ -24,6 +24,7 @@ def metric_rows(doc: dict[str, Any]) -> list[tuple[str, float | None]]:
     rows = [("accuracy", m["accuracy"]), ("macro-F1", m["macro_f1"]),
             ("parsed", m["parse_share"]), ("explained", m.get("explained_share")),
             ("faithful", m["faithful_share"]),
+            ("cites evidence", m.get("cites_evidence_share")),
             ("mean confidence", cal["mean_confidence"]),
             ("top-third accuracy", cal["top_third_accuracy"]),
             ("calibration error (ECE)", cal["ece"])]
@@ -68,7 +69,8 @@ def summary_line(doc: dict[str, Any]) -> str:
     m = doc["metrics"]
     return (f"{doc['model_version']}  accuracy {_fmt(m['accuracy'])}  macro-F1 "
             f"{_fmt(m['macro_f1'])}  parsed {_fmt(m['parse_share'], 2)}  explained "
-            f"{_fmt(m.get('explained_share'), 2)}  faithful {_fmt(m['faithful_share'], 2)}")
+            f"{_fmt(m.get('explained_share'), 2)}  faithful {_fmt(m['faithful_share'], 2)}  "
+            f"cites evidence {_fmt(m.get('cites_evidence_share'), 2)}")
 
 
 def compare_rows(this: dict[str, Any], other: dict[str, Any]

@@ -6,8 +6,10 @@ Pure functions over plain `Answer` records, so every number can be checked by ha
 - accuracy and macro-F1 over all clips and per dataset: an answer without a label (it did not
   parse, or the clip could not be drafted) counts as wrong;
 - per-class recall and a confusion matrix whose last column is "unparsed";
-- the share of answers that parse, the share of drafts with an explanation, and of those the
-  share of faithful ones;
+- the share of answers that parse, the share of drafts with an explanation, of those the
+  share of faithful ones, and the share of drafts whose explanation cites at least one
+  measurement the evidence supports (a text that claims nothing cannot contradict anything, so
+  a degenerate one passes the faithfulness check; this share shows it);
 - calibration of the confidences: their mean, the accuracy of the most confident third and the
   expected calibration error;
 - ROUGE-L F1 of explanations against curated reference explanations.
@@ -42,6 +44,7 @@ class Answer:
     drafted: bool = True  # False: the clip could not be prepared (no draft line)
     faithful: bool | None = None
     explanation: str = ""
+    supported_claims: int | None = None  # claims the evidence supports (None: not checked)
 
 
 # -- ROUGE-L ----------------------------------------------------------------------------------
@@ -186,6 +189,8 @@ def score_answers(answers: Sequence[Answer], labels: Sequence[str],
         "metrics": {"accuracy": acc, "macro_f1": f1, "parse_share": counts["parse_share"],
                     "faithful_share": _share(sum(faithful), len(faithful)),
                     "explained_share": _share(len(explained), len(drafted)),
+                    "cites_evidence_share": _share(
+                        sum((a.supported_claims or 0) > 0 for a in explained), len(drafted)),
                     "per_class_recall": per_class_recall(conf),
                     "calibration": calibration(answers), "rouge_l": rouge},
         "per_dataset": per_dataset,

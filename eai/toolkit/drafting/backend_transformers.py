@@ -63,7 +63,7 @@ class TransformersBackend:
     min_shared_prefix = 16  # tokens; a shorter shared start is not worth a forward of its own
 
     def __init__(self, model_dir: str | Path, device: str | None = None, dtype: Any = None,
-                 batch_size: int = 8):
+                 batch_size: int = 32):
         import torch
 
         from eai.toolkit.model import load_model

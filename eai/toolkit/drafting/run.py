@@ -65,7 +65,7 @@ class DraftConfig:
     split_file: Path | None = None
     clip_ids: list[str] | None = None
     limit: int | None = None
-    batch_size: int = 8
+    batch_size: int = 32
     max_new_tokens: int = 160
     temperature: float = 0.0
     seed: int = 0

@@ -11,7 +11,8 @@ model learns is exactly what drafting asks:
   - "label_only": a labelled clip without a usable reviewed pair -> `<emotion>LABEL</emotion>`
     and nothing after it (no invented explanation, and no end token that would teach the model
     to stop before explaining).
-The loss is on the target ids only. Prompts are rendered by eai.toolkit.drafting.prompts, the
+The loss is on the target ids only; `label_len` marks the label's ids, which `--label-weight`
+can average apart from the text's (eai.toolkit.finetune.train.answer_loss). Prompts are rendered by eai.toolkit.drafting.prompts, the
 same code drafting uses.
 """
 
@@ -21,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from eai.toolkit.clip import Clip
-from eai.toolkit.drafting.answer import EMOTION_START
+from eai.toolkit.drafting.answer import EMOTION_END, EMOTION_START
 from eai.toolkit.drafting.evidence import PROMPT_DESCRIPTORS, clip_evidence
 from eai.toolkit.drafting.prompts import (
     PromptTemplate,
@@ -39,6 +40,7 @@ class Example:
     kind: str  # describe | label | curated | label_only
     prompt_ids: list[int]
     target_ids: list[int]
+    label_len: int = 0  # leading target ids that give the emotion (`LABEL</emotion>`)
 
     @property
     def length(self) -> int:
@@ -63,6 +65,7 @@ class ExampleBuilder:
         self.tok, self.skeleton, self.tpl, self.labels = tokenizer, skeleton, template, list(labels)
         eos = tokenizer.eos_token_id
         self.eos = [eos] if eos is not None else []
+        self.emotion_end = tokenizer.convert_tokens_to_ids(EMOTION_END)
 
     def _prompt(self, messages, prefix: str = "") -> list[int]:
         return encode(self.tok, prompt_text(self.tok, messages) + prefix)
@@ -75,14 +78,18 @@ class ExampleBuilder:
             text = self.tpl.answer.format(emotion=emotion, explanation=explanation)
         return encode(self.tok, text.removeprefix(EMOTION_START))
 
+    def _label_len(self, target: list[int]) -> int:
+        return target.index(self.emotion_end) + 1 if self.emotion_end in target else 0
+
     def alignment(self, clip: Clip, motion: str, evidence: dict) -> list[Example]:
         msgs = alignment_messages(self.tpl, "describe", motion, clip.action, self.labels)
         out = [Example(clip.clip_id, 1, "describe", self._prompt(msgs),
                        encode(self.tok, descriptor_statements(evidence)) + self.eos)]
         if clip.emotion in self.labels:
             msgs = alignment_messages(self.tpl, "label", motion, clip.action, self.labels)
+            target = self._answer(clip.emotion, None)
             out.append(Example(clip.clip_id, 1, "label", self._prompt(msgs, EMOTION_START),
-                               self._answer(clip.emotion, None)))
+                               target, self._label_len(target)))
         return out
 
     def instruction(self, clip: Clip, motion: str, evidence: dict,
@@ -91,11 +98,13 @@ class ExampleBuilder:
         label-only example when the clip carries an emotion of the label set."""
         msgs = model_messages(self.tpl, motion, evidence, clip.action, self.labels)
         prompt = self._prompt(msgs, EMOTION_START)
-        out = [Example(clip.clip_id, 2, "curated", prompt, self._answer(e, text))
-               for e, text in dict.fromkeys(pairs)]
+        targets = [self._answer(e, text) for e, text in dict.fromkeys(pairs)]
+        out = [Example(clip.clip_id, 2, "curated", prompt, t, self._label_len(t))
+               for t in targets]
         if not out and clip.emotion in self.labels:
-            out.append(Example(clip.clip_id, 2, "label_only", prompt,
-                               self._answer(clip.emotion, None)))
+            target = self._answer(clip.emotion, None)
+            out.append(Example(clip.clip_id, 2, "label_only", prompt, target,
+                               self._label_len(target)))
         return out
 
     def for_clip(self, clip: Clip, pairs: Sequence[tuple[str, str]]) -> list[Example]:

@@ -51,17 +51,22 @@ class FinetuneConfig:
     seed: int = 0
     bf16: bool | None = None  # None: where the hardware does it fast (see use_bf16)
     gradient_checkpointing: bool = False  # less memory for ~30% more time
+    # 0: one mean over all answer tokens; > 0: text mean + label_weight x label mean (see
+    # answer_loss and BENCHMARKS.md section 7 for what it did on Bandai-Namco)
+    label_weight: float = 0.0
 
     def __post_init__(self) -> None:
         checks = [("epochs", self.epochs >= 0), ("align_epochs", self.align_epochs >= 0),
                   ("lr", self.lr > 0), ("lora_r", self.lora_r > 0),
                   ("batch_size", self.batch_size > 0), ("grad_accum", self.grad_accum > 0),
                   ("max_length", self.max_length > 16), ("save_steps", self.save_steps > 0),
-                  ("max_steps", self.max_steps is None or self.max_steps > 0)]
+                  ("max_steps", self.max_steps is None or self.max_steps > 0),
+                  ("label_weight", self.label_weight >= 0)]
         for name, ok in checks:
             if not ok:
                 raise FinetuneError(f"--{name.replace('_', '-')} {getattr(self, name)}: "
-                                    f"must be positive")
+                                    f"must be positive" + (" or 0" if name == "label_weight"
+                                                           else ""))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -80,8 +85,10 @@ class ExampleDataset:
 
     def __getitem__(self, i: int) -> dict[str, list[int]]:
         e = self.examples[i]
+        rest = len(e.target_ids) - e.label_len
         return {"input_ids": e.prompt_ids + e.target_ids,
-                "labels": [-100] * len(e.prompt_ids) + e.target_ids}
+                "labels": [-100] * len(e.prompt_ids) + e.target_ids,
+                "label_mask": [0] * len(e.prompt_ids) + [1] * e.label_len + [0] * rest}
 
 
 def make_collator(pad_id: int):
@@ -95,42 +102,60 @@ def make_collator(pad_id: int):
         ids = torch.full((len(rows), n), pad_id, dtype=torch.long)
         labels = torch.full((len(rows), n), -100, dtype=torch.long)
         mask = torch.zeros((len(rows), n), dtype=torch.long)
+        label_mask = torch.zeros((len(rows), n), dtype=torch.bool)
         keep = 1
         for k, r in enumerate(rows):
             m = len(r["input_ids"])
             ids[k, n - m:] = torch.tensor(r["input_ids"])
             labels[k, n - m:] = torch.tensor(r["labels"])
             mask[k, n - m:] = 1
+            if "label_mask" in r:
+                label_mask[k, n - m:] = torch.tensor(r["label_mask"], dtype=torch.bool)
             answer = next((i for i, x in enumerate(r["labels"]) if x != -100), m)
             keep = max(keep, m - answer)
         positions = (mask.cumsum(1) - 1).clamp(min=0)
         return {"input_ids": ids, "labels": labels, "attention_mask": mask,
-                "position_ids": positions, "keep": torch.tensor(keep)}
+                "position_ids": positions, "keep": torch.tensor(keep), "label_mask": label_mask}
 
     return collate
 
 
-def answer_loss(model, inputs: dict[str, Any]):
-    """Mean cross-entropy over the answer tokens, with logits computed for the last `keep` + 1
+def answer_loss(model, inputs: dict[str, Any], label_weight: float = 0.0):
+    """Cross-entropy over the answer tokens, with logits computed for the last `keep` + 1
     positions only (the LM head over a 50k vocabulary is a large share of a small model's cost,
     and the prompt positions carry no loss). Called through the model's own forward, so DDP and
-    accelerate wrappers keep working."""
+    accelerate wrappers keep working.
+
+    label_weight 0 (the default, or no label tokens in the batch): one mean over all answer
+    tokens. label_weight > 0: the label's tokens (`label_mask`: `LABEL</emotion>`) and the
+    other answer tokens are averaged apart and added, the label's mean weighted by
+    label_weight; in one plain mean the two tokens that decide the emotion weigh 2% of an
+    example with a 100-token explanation. On Bandai-Namco, weight 1 taught more labels but
+    the explanations degenerated into repeated words (BENCHMARKS.md section 7)."""
     import torch.nn.functional as F
 
     inputs = dict(inputs)
     keep, labels = int(inputs.pop("keep")), inputs.pop("labels")
+    label_mask = inputs.pop("label_mask", None)
     logits = model(**inputs, logits_to_keep=keep + 1, use_cache=False).logits
     target = labels[:, -keep:]
-    return F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]),
-                           target.reshape(-1), ignore_index=-100)
+    ce = F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]),
+                         target.reshape(-1), ignore_index=-100, reduction="none")
+    valid = target.reshape(-1) != -100
+    is_label = (label_mask[:, -keep:].reshape(-1) & valid) if label_mask is not None else None
+    if not label_weight or is_label is None or not is_label.any():
+        return ce[valid].mean()
+    is_text = valid & ~is_label
+    loss = label_weight * ce[is_label].mean()
+    return loss + ce[is_text].mean() if is_text.any() else loss
 
 
-def make_trainer_class():
+def make_trainer_class(label_weight: float = 0.0):
     from transformers import Trainer
 
     class AnswerTrainer(Trainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            loss = answer_loss(model, inputs)
+            loss = answer_loss(model, inputs, label_weight)
             return (loss, None) if return_outputs else loss
 
     return AnswerTrainer
@@ -214,7 +239,7 @@ def run_stage(peft_model, stage: int, examples: list[Example], stage_dir: Path, 
 
     steps = stage_steps(len(examples), epochs, cfg)
     stage_dir.mkdir(parents=True, exist_ok=True)
-    trainer = make_trainer_class()(
+    trainer = make_trainer_class(cfg.label_weight)(
         model=peft_model, args=_training_args(stage_dir, steps, cfg),
         train_dataset=ExampleDataset(examples), data_collator=make_collator(pad_id),
         callbacks=callbacks)

@@ -7,8 +7,9 @@ files with the added tokens, chat template) that transformers and vLLM load as i
 Every token string of the skeleton tokenizer's vocabulary and the four STRUCTURAL_TOKENS are
 added as whole, non-special tokens (`normalized=False`, so no normaliser can split them; not
 special, so decoding with skip_special_tokens=True, vLLM's default, keeps them in the text).
-Their embedding rows start from the mean of the existing rows (`mean_resizing`, seeded); tied
-input/output embeddings stay tied. The build happens in a temporary sibling directory that is
+Their embedding rows start as what they stand for (eai/toolkit/model/embeddings.py: tokens
+with words at the mean of their words, clip-embedding codes at their emotions' words, motion
+codes drawn like real tokens; seeded); tied input/output embeddings stay tied. The build happens in a temporary sibling directory that is
 renamed into place at the end.
 """
 
@@ -26,6 +27,7 @@ import numpy as np
 
 import eai
 from eai.toolkit.model.base import base_record, resolve_base
+from eai.toolkit.model.embeddings import init_added_rows
 from eai.toolkit.model.files import (
     ModelDirExistsError,
     ModelError,
@@ -108,7 +110,21 @@ def _check_single_ids(tokenizer, skeleton_tok, vocab: list[str]) -> None:
                              f"token text (sep={sep!r}); this base cannot be used")
 
 
-def _add_tokens(model, tokenizer, vocab: list[str], seed: int) -> dict[str, Any]:
+def _code_phrases(skeleton_tok) -> dict[str, list[tuple[str, float]]]:
+    """The emotions each `<emb_K>` code stands for (embeddings.code_phrases), when the
+    tokenizer has its emotion level."""
+    from eai.toolkit.model.embeddings import code_phrases
+    from eai.toolkit.tokenizer.emotion import embedding_token
+
+    if not skeleton_tok.emotion.get("trained"):
+        return {}
+    probabilities, emotions = skeleton_tok.code_emotions()
+    return {embedding_token(k): p
+            for k, p in enumerate(code_phrases(probabilities, emotions))}
+
+
+def _add_tokens(model, tokenizer, vocab: list[str], seed: int,
+                phrases: dict[str, list[tuple[str, float]]]) -> dict[str, Any]:
     import torch
     from tokenizers import AddedToken
 
@@ -120,28 +136,18 @@ def _add_tokens(model, tokenizer, vocab: list[str], seed: int) -> dict[str, Any]
     if new != list(range(n_before, len(tokenizer))):
         raise ModelError(f"added token ids are not one contiguous range after {n_before}: "
                          f"{new[:3]}...; the base tokenizer is unusual")
-    from transformers.utils import logging
-
-    verbosity = logging.get_verbosity()
-    logging.set_verbosity_error()  # mean_resizing explains itself at warning level
-    try:
-        with torch.random.fork_rng(devices=[]):  # seeded; the caller's RNG is left as it was
-            torch.manual_seed(seed)
-            if len(tokenizer) > rows_before:
-                model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
-    finally:
-        logging.set_verbosity(verbosity)
-    reused = [i for i in new if i < rows_before]  # bases whose embeddings had spare rows
-    if reused:
-        with torch.no_grad():
-            weights = {id(e.weight): e.weight for e in (model.get_input_embeddings(),
-                                                        model.get_output_embeddings())
-                       if e is not None}
-            for w in weights.values():
-                w[reused] = w[:n_before].float().mean(0).to(w.dtype)
+    if len(tokenizer) > rows_before:
+        # the new rows are set below (transformers' own start would only be overwritten); its
+        # random init would still draw from the caller's RNG, hence the fork
+        with torch.random.fork_rng(devices=[]):
+            model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    # every added id, also those that took spare rows of bases like Qwen
+    new_tokens = [t for t, i in zip(vocab, ids) if i >= n_before]
+    rows = init_added_rows(model, tokenizer, new_tokens,
+                           tokenizer.convert_tokens_to_ids(new_tokens), n_before, seed, phrases)
     pre = [t for t, i in zip(vocab, ids) if i < n_before]
     return {"first_id": new[0] if new else None, "last_id": new[-1] if new else None,
-            "count": len(new), "preexisting": pre}
+            "count": len(new), "preexisting": pre, **rows}
 
 
 def _tied(model) -> bool:
@@ -195,7 +201,7 @@ def init_model(out_dir: str | Path, tokenizer_dir: str | Path, base: str | Path 
                      parameters=model.num_parameters(), vocab_size=len(tokenizer),
                      chat_template=bool(tokenizer.chat_template))
     vocab = list(skeleton.vocabulary()) + list(STRUCTURAL_TOKENS.values())
-    added = _add_tokens(model, tokenizer, vocab, seed)
+    added = _add_tokens(model, tokenizer, vocab, seed, _code_phrases(skeleton))
     _check_single_ids(tokenizer, skeleton, vocab)
     if getattr(model.config, "tie_word_embeddings", False) and not _tied(model):
         raise ModelError("the input and output embeddings came apart while resizing")

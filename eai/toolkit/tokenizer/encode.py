@@ -220,6 +220,15 @@ class Tokenizer:
         codes = nearest_codes(self.classifier.embed(list(clips)), codebook)
         return [embedding_token(k) for k in codes]
 
+    def code_emotions(self) -> tuple[np.ndarray, list[str]]:
+        """(K, C) emotion probabilities of each `<emb_K>` code centre (the classifier's: the
+        mean of its branches' softmaxes of the centre's class scores), and the C emotions."""
+        codebook = np.asarray(self.emotion["embedding_codebook"], dtype=np.float64)
+        classes = list(self.emotion["classes"])
+        scores = codebook.reshape(len(codebook), -1, len(classes))  # (K, branches, C)
+        e = np.exp(scores - scores.max(axis=2, keepdims=True))
+        return (e / e.sum(axis=2, keepdims=True)).mean(axis=1), classes
+
     def codes_text(self, codes: np.ndarray, dataset: str | None = None, sep: str = " ",
                    semantic: Sequence[str] | None = None) -> str:
         """Token text of (S, 5) codes (see the module docstring); dataset None: no tag;
