@@ -94,6 +94,11 @@ class PreallocatedLayer(CacheLayerMixin):
     def get_max_length(self) -> int:
         return self.capacity
 
+    def get_max_cache_shape(self) -> int:
+        """transformers before 5.19 names get_max_length so (and requires it); -1 as its
+        DynamicLayer: attention reads only the filled columns, never the whole capacity."""
+        return -1
+
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         """Keep (or repeat) the rows at indices, in new buffers of the same capacity."""
         if self.is_initialized:
