@@ -12,8 +12,8 @@ model learns is exactly what drafting asks:
     and nothing after it (no invented explanation, and no end token that would teach the model
     to stop before explaining).
 The loss is on the target ids only; `label_len` marks the label's ids, which `--label-weight`
-can average apart from the text's (eai.toolkit.finetune.train.answer_loss). Prompts are rendered by eai.toolkit.drafting.prompts, the
-same code drafting uses.
+can average apart from the text's (eai.toolkit.finetune.train.answer_loss). Prompts are
+rendered by eai.toolkit.drafting.prompts, the same code drafting uses.
 """
 
 from __future__ import annotations

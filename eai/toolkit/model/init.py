@@ -9,8 +9,8 @@ added as whole, non-special tokens (`normalized=False`, so no normaliser can spl
 special, so decoding with skip_special_tokens=True, vLLM's default, keeps them in the text).
 Their embedding rows start as what they stand for (eai/toolkit/model/embeddings.py: tokens
 with words at the mean of their words, clip-embedding codes at their emotions' words, motion
-codes drawn like real tokens; seeded); tied input/output embeddings stay tied. The build happens in a temporary sibling directory that is
-renamed into place at the end.
+codes drawn like real tokens; seeded); tied input/output embeddings stay tied. The build
+happens in a temporary sibling directory that is renamed into place at the end.
 """
 
 from __future__ import annotations
