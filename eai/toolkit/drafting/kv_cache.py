@@ -95,8 +95,8 @@ class PreallocatedLayer(CacheLayerMixin):
         return self.capacity
 
     def get_max_cache_shape(self) -> int:
-        """transformers before 5.19 names get_max_length so (and requires it); -1 as its
-        DynamicLayer: attention reads only the filled columns, never the whole capacity."""
+        """The name transformers 5.6-5.18 give get_max_length (and require). -1, as their
+        DynamicLayer answers: attention reads the filled columns only, not the capacity."""
         return -1
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
