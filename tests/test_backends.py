@@ -20,16 +20,22 @@ def taught_dir(tiny_taught_dir) -> Path:
     return tiny_taught_dir
 
 
-@pytest.fixture(scope="module")
-def tb(taught_dir):
+def _one_thread_backend(model_dir, batch_size: int):
+    """A TransformersBackend on one torch thread (the backend keeps the caller's setting; a
+    tiny model only waits on more threads), the setting restored afterwards."""
     from eai.toolkit.drafting.backend_transformers import TransformersBackend
 
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as above: the backend keeps the caller's setting
-    backend = TransformersBackend(taught_dir, batch_size=4)
+    torch.set_num_threads(1)
+    backend = TransformersBackend(model_dir, batch_size=batch_size)
     yield backend
     backend.close()
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tb(taught_dir):
+    yield from _one_thread_backend(taught_dir, 4)
 
 
 @pytest.fixture(scope="module")
@@ -148,14 +154,7 @@ def gqa_dir(taught_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def gqa_tb(gqa_dir):
-    from eai.toolkit.drafting.backend_transformers import TransformersBackend
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    backend = TransformersBackend(gqa_dir, batch_size=16)
-    yield backend
-    backend.close()
-    torch.set_num_threads(threads)
+    yield from _one_thread_backend(gqa_dir, 16)
 
 
 @pytest.fixture(scope="module")
