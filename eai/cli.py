@@ -439,7 +439,8 @@ def model_init(
                                        "(default, offline)."),
     labels: Optional[str] = typer.Option(None, help="Label set, comma-separated (default: the "
                                          "emotions of the tokenizer's datasets)."),
-    prompt_template: str = typer.Option("emotion_explain_v1", help="Prompt template id."),
+    prompt_template: Optional[str] = typer.Option(None, help="Prompt template id (default: "
+                                                  "emotion_explain_v2)."),
     name: Optional[str] = typer.Option(None, help="Model name in model_version (default: the "
                                        "directory's name)."),
     force: bool = typer.Option(False, help="Replace an existing model directory."),
@@ -448,11 +449,13 @@ def model_init(
     import time
 
     from eai.toolkit.model import ModelError, init_model
+    from eai.toolkit.model.init import DEFAULT_PROMPT_TEMPLATE
 
     t0 = time.perf_counter()
     try:
         info = init_model(out, tokenizer, base=base, label_set=labels,
-                          prompt_template=prompt_template, name=name, force=force)
+                          prompt_template=prompt_template or DEFAULT_PROMPT_TEMPLATE, name=name,
+                          force=force)
     except (ModelError, OSError, ValueError) as e:
         _fail(str(e))
     a = info.added_tokens

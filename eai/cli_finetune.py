@@ -38,6 +38,9 @@ def register(app: typer.Typer) -> None:
         label_weight: float = typer.Option(0.0, help="0: one loss mean over all answer "
                                            "tokens; W > 0: the emotion label's tokens are "
                                            "averaged apart and weighted W (docs/finetune.md)."),
+        align_view: str = typer.Option("full", help="What alignment examples show of the "
+                                       "motion: full, or semantic (its <semantic> block alone: "
+                                       "~40% of the tokens, more steps for the time)."),
         gradient_checkpointing: bool = typer.Option(False, help="Recompute activations: less "
                                                     "memory, ~30% more time."),
         threads: Optional[int] = typer.Option(None, help="torch CPU threads (on a busy CPU, "
@@ -92,7 +95,7 @@ def register(app: typer.Typer) -> None:
                                      batch_size=batch_size, grad_accum=grad_accum,
                                      max_length=max_length, save_steps=save_steps, seed=seed,
                                      bf16=bf16, gradient_checkpointing=gradient_checkpointing,
-                                     label_weight=label_weight)
+                                     label_weight=label_weight, align_view=align_view)
                 info = run_finetune(model, dataset, out, curated, cfg, split_file,
                                     not no_split, resume, force, on_progress)
             except (FinetuneError, ModelError, SplitError, FileNotFoundError, ValueError) as e:

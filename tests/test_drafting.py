@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+import eai
 from eai.cli import app
 from eai.toolkit.dataset import load_clips
 from eai.toolkit.descriptors import DESCRIPTOR_NAMES, DescriptorLevels, descriptor_matrix
@@ -23,9 +24,14 @@ from eai.toolkit.drafting.answer import clean_explanation, match_label, parse_mo
 from eai.toolkit.drafting.backends import BackendError, Generation
 from eai.toolkit.drafting.draft import Draft, DraftFileError, read_drafts
 from eai.toolkit.drafting.evidence import clip_evidence, evidence_lines
-from eai.toolkit.drafting.prompts import PromptError, load_template
+from eai.toolkit.drafting.prompts import (
+    PromptError,
+    load_template,
+    motion_texts,
+    separate_semantic,
+)
 from eai.toolkit.drafting.run import DraftConfig, DraftingError, repair_tail, run_drafting
-from eai.toolkit.model import read_info
+from eai.toolkit.model import load_skeleton_tokenizer, read_info
 from eai.toolkit.splits import SplitError, make_split, split_ids, write_splits
 
 LABELS = ["angry", "happy", "sad"]
@@ -74,11 +80,38 @@ def test_evidence_has_every_descriptor_with_levels(sample_dataset):
     assert evidence_lines(no_levels)[0].startswith("- has a travel speed of ")
 
 
-def test_prompt_templates():
+def test_prompt_templates(tmp_path):
     tpl = load_template("emotion_explain_v1")
     assert "{motion}" in tpl.user and "{emotion}" in tpl.cold_start_user
-    with pytest.raises(PromptError, match="not found; bundled: emotion_explain_v1"):
+    with pytest.raises(PromptError, match="not found; bundled: emotion_explain_v1, "
+                                          "emotion_explain_v2"):
         load_template("no_such_template")
+    v2 = load_template("emotion_explain_v2")
+    assert separate_semantic(v2) and not separate_semantic(tpl)
+    # the semantic block closes the drafting prompt as it closes the alignment label prompt
+    assert v2.user.endswith(v2.align_label_user.split("\n", 1)[1])
+    # a template that moves the block must move it in the alignment prompts too
+    doc = json.loads((Path(eai.__file__).parent / "templates/prompts/emotion_explain_v2.json")
+                     .read_text())
+    doc["alignment"]["label_user"] = "Motion: {motion}\nWhich emotion? {labels}."
+    (tmp_path / "t.json").write_text(json.dumps(doc))
+    with pytest.raises(PromptError, match="align_label_user must contain {semantic}"):
+        load_template(str(tmp_path / "t.json"))
+
+
+def test_motion_texts_follow_the_template(tiny_model_dir, sample_dataset):
+    skeleton = load_skeleton_tokenizer(tiny_model_dir)
+    clip = load_clips(sample_dataset)[0]
+    motion, semantic = motion_texts(load_template("emotion_explain_v1"), skeleton, clip)
+    assert semantic == "" and motion == skeleton.tokens_text(clip, sep="")
+    motion, semantic = motion_texts(load_template("emotion_explain_v2"), skeleton, clip)
+    assert "<semantic>" not in motion and "<t>" in motion
+    assert semantic.startswith("<semantic>") and semantic.endswith("</semantic>")
+    tags = motion.split("<t>", 1)[0]  # "<motion><ds_..>"
+    assert skeleton.tokens_text(clip, sep="") == tags + semantic + motion[len(tags):]
+    short, _ = motion_texts(load_template("emotion_explain_v2"), skeleton, clip,
+                            spatio_temporal=False)
+    assert short == tags + "</motion>"
 
 
 # -- splits -----------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from eai.cli import app
 from eai.toolkit.dataset import load_clips
-from eai.toolkit.drafting.prompts import load_template
+from eai.toolkit.drafting.prompts import load_template, motion_texts
 from eai.toolkit.finetune import FinetuneConfig, FinetuneDataError, FinetuneError, run_finetune
 from eai.toolkit.finetune.data import build_training_data
 from eai.toolkit.finetune.examples import ExampleBuilder, descriptor_statements
@@ -78,6 +78,40 @@ def test_example_targets_and_loss_mask(builder, dataset):
     assert row["labels"][:n] == [-100] * n and row["labels"][n:] == curated.target_ids
     only = builder.for_clip(clip, [])
     assert [e.kind for e in only] == ["describe", "label", "label_only"]
+
+
+def test_semantic_align_view_shortens_alignment_examples_only(builder, dataset):
+    semantic = ExampleBuilder(builder.tok, builder.skeleton, builder.tpl, builder.labels,
+                              align_view="semantic")
+    clip = load_clips(dataset)[0]
+    full, short = builder.for_clip(clip, []), semantic.for_clip(clip, [])
+    for f, s in zip(full[:2], short[:2]):  # describe and label: the semantic block only
+        text = builder.tok.decode(s.prompt_ids)
+        assert "<semantic>" in text and "<st_" not in text and "<t>" not in text
+        assert s.target_ids == f.target_ids and len(s.prompt_ids) < len(f.prompt_ids)
+    assert short[2].prompt_ids == full[2].prompt_ids  # drafting's prompt is never shortened
+    with pytest.raises(ValueError, match="align view"):
+        ExampleBuilder(builder.tok, builder.skeleton, builder.tpl, builder.labels,
+                       align_view="half")
+    with pytest.raises(FinetuneError, match="--align-view"):
+        FinetuneConfig(align_view="half")
+
+
+def test_alignment_and_drafting_prompts_close_alike(builder, dataset, tiny_model_dir):
+    """emotion_explain_v2: the semantic block and the question close every prompt, so the
+    label read from the block in a short alignment prompt sits at the same distance from the
+    answer in the drafting prompt."""
+    assert read_info(tiny_model_dir).prompt_template == "emotion_explain_v2"
+    semantic = ExampleBuilder(builder.tok, builder.skeleton, builder.tpl, builder.labels,
+                              align_view="semantic")
+    clip = next(c for c in load_clips(dataset) if c.emotion in builder.labels)
+    _, label, label_only = semantic.for_clip(clip, [])
+    _, sem = motion_texts(builder.tpl, builder.skeleton, clip)
+    n = len(builder.tok(sem, add_special_tokens=False)["input_ids"])
+    tail = 0
+    while label.prompt_ids[-1 - tail] == label_only.prompt_ids[-1 - tail]:
+        tail += 1
+    assert tail > n  # the block and everything after it: the same ids
 
 
 def test_descriptor_statements_follow_levels():

@@ -239,7 +239,7 @@ def test_eai_json_complete(model_dir, tiny_base, skeleton_dir):
     # the label set defaults to the emotions of the tokenizer's training datasets
     assert info.label_set == ["angry", "fearful", "happy", "neutral", "sad"]
     assert info.label_source == "datasets"
-    assert info.prompt_template == "emotion_explain_v1" and info.dtype == "float32"
+    assert info.prompt_template == "emotion_explain_v2" and info.dtype == "float32"
     assert info.structural_tokens == STRUCTURAL_TOKENS
     assert info.new_token_ids[0] == info.added_tokens["first_id"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", info.created_at)

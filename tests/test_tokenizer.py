@@ -209,6 +209,9 @@ def test_semantic_tokens_in_text_and_vocabulary(trained, sample_dataset):
     emb = tok.embedding_tokens([clip]) if tok.has_emotion_level else []  # learned code last
     assert tokens[3:end] == sem + emb and tokens[end + 1] == "<t>" and set(tokens) <= set(vocab)
     assert "<sem" not in tok.tokens_text(clip, semantic=False)
+    # the semantic block alone (finetuning's --align-view semantic)
+    assert tok.tokens_text(clip, spatio_temporal=False).split(" ") == tokens[:end + 1] + [
+        "</motion>"]
     # NaN descriptors are skipped: no left wrist -> the wrist and arm descriptors
     masked = dataclasses.replace(clip, positions=clip.positions.copy(),
                                  joint_mask=clip.joint_mask.copy())

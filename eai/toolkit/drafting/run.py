@@ -43,6 +43,7 @@ from eai.toolkit.drafting.prompts import (
     encode,
     load_template,
     model_messages,
+    motion_texts,
     prompt_text,
 )
 
@@ -215,9 +216,9 @@ class Drafter:
                                   "probabilities": {c: round(float(p), 6)
                                                     for c, p in zip(classes, cls_probs[k])}}
                 if self.mode == "model":
-                    motion = self.skeleton.tokens_text(clip, sep="")
+                    motion, semantic = motion_texts(self.template, self.skeleton, clip)
                     msgs = model_messages(self.template, motion, evidence, clip.action,
-                                          self.labels)
+                                          self.labels, semantic)
                     ids = encode(self.tokenizer, prompt_text(self.tokenizer, msgs) + EMOTION_START)
                 else:
                     msgs = cold_start_messages(self.template, classifier["emotion"], evidence,

@@ -11,9 +11,13 @@ model learns is exactly what drafting asks:
   - "label_only": a labelled clip without a usable reviewed pair -> `<emotion>LABEL</emotion>`
     and nothing after it (no invented explanation, and no end token that would teach the model
     to stop before explaining).
-The loss is on the target ids only; `label_len` marks the label's ids, which `--label-weight`
-can average apart from the text's (eai.toolkit.finetune.train.answer_loss). Prompts are
-rendered by eai.toolkit.drafting.prompts, the same code drafting uses.
+Alignment examples show the whole motion (`align_view="full"`) or its `<semantic>` block alone
+(`"semantic"`: descriptor levels and the clip-embedding code, ~140 tokens instead of ~350 on
+Bandai-Namco, so a CPU gets about three times the alignment steps for the same time; what the
+model must learn to read for the label sits in that block). The loss is on the target ids only;
+`label_len` marks the label's ids, which `--label-weight` can average apart from the text's
+(eai.toolkit.finetune.train.answer_loss). Prompts are rendered by eai.toolkit.drafting.prompts,
+the same code drafting uses.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from eai.toolkit.drafting.prompts import (
     alignment_messages,
     encode,
     model_messages,
+    motion_texts,
     prompt_text,
 )
 
@@ -58,11 +63,19 @@ def descriptor_statements(evidence: dict) -> str:
     return " ".join(out) if out else "The person moves in a typical way for this movement."
 
 
+ALIGN_VIEWS = ("full", "semantic")
+
+
 class ExampleBuilder:
     """Renders examples for one model directory (its tokenizers, template and label set)."""
 
-    def __init__(self, tokenizer, skeleton, template: PromptTemplate, labels: Sequence[str]):
+    def __init__(self, tokenizer, skeleton, template: PromptTemplate, labels: Sequence[str],
+                 align_view: str = "full"):
+        if align_view not in ALIGN_VIEWS:
+            raise ValueError(f"align view {align_view!r}: expected one of "
+                             f"{', '.join(ALIGN_VIEWS)}")
         self.tok, self.skeleton, self.tpl, self.labels = tokenizer, skeleton, template, list(labels)
+        self.align_view = align_view
         eos = tokenizer.eos_token_id
         self.eos = [eos] if eos is not None else []
         self.emotion_end = tokenizer.convert_tokens_to_ids(EMOTION_END)
@@ -81,22 +94,25 @@ class ExampleBuilder:
     def _label_len(self, target: list[int]) -> int:
         return target.index(self.emotion_end) + 1 if self.emotion_end in target else 0
 
-    def alignment(self, clip: Clip, motion: str, evidence: dict) -> list[Example]:
-        msgs = alignment_messages(self.tpl, "describe", motion, clip.action, self.labels)
+    def alignment(self, clip: Clip, motion: str, evidence: dict, semantic: str = ""
+                  ) -> list[Example]:
+        msgs = alignment_messages(self.tpl, "describe", motion, clip.action, self.labels,
+                                  semantic)
         out = [Example(clip.clip_id, 1, "describe", self._prompt(msgs),
                        encode(self.tok, descriptor_statements(evidence)) + self.eos)]
         if clip.emotion in self.labels:
-            msgs = alignment_messages(self.tpl, "label", motion, clip.action, self.labels)
+            msgs = alignment_messages(self.tpl, "label", motion, clip.action, self.labels,
+                                      semantic)
             target = self._answer(clip.emotion, None)
             out.append(Example(clip.clip_id, 1, "label", self._prompt(msgs, EMOTION_START),
                                target, self._label_len(target)))
         return out
 
     def instruction(self, clip: Clip, motion: str, evidence: dict,
-                    pairs: Iterable[tuple[str, str]]) -> list[Example]:
+                    pairs: Iterable[tuple[str, str]], semantic: str = "") -> list[Example]:
         """pairs: (emotion, explanation) of the clip's trainable curated pairs; none -> one
         label-only example when the clip carries an emotion of the label set."""
-        msgs = model_messages(self.tpl, motion, evidence, clip.action, self.labels)
+        msgs = model_messages(self.tpl, motion, evidence, clip.action, self.labels, semantic)
         prompt = self._prompt(msgs, EMOTION_START)
         targets = [self._answer(e, text) for e, text in dict.fromkeys(pairs)]
         out = [Example(clip.clip_id, 2, "curated", prompt, t, self._label_len(t))
@@ -108,7 +124,9 @@ class ExampleBuilder:
         return out
 
     def for_clip(self, clip: Clip, pairs: Sequence[tuple[str, str]]) -> list[Example]:
-        motion = self.skeleton.tokens_text(clip, sep="")
+        motion, semantic = motion_texts(self.tpl, self.skeleton, clip)
         evidence = clip_evidence(clip, self.skeleton.levels)
-        return self.alignment(clip, motion, evidence) + self.instruction(clip, motion, evidence,
-                                                                         pairs)
+        align_motion = motion if self.align_view == "full" else \
+            motion_texts(self.tpl, self.skeleton, clip, spatio_temporal=False)[0]
+        return self.alignment(clip, align_motion, evidence, semantic) + \
+            self.instruction(clip, motion, evidence, pairs, semantic)

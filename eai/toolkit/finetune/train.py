@@ -54,8 +54,16 @@ class FinetuneConfig:
     # 0: one mean over all answer tokens; > 0: text mean + label_weight x label mean (see
     # answer_loss and BENCHMARKS.md section 7 for what it did on Bandai-Namco)
     label_weight: float = 0.0
+    # what alignment examples show of the motion: "full", or "semantic" (the <semantic> block
+    # alone: ~40% of the tokens per example; see eai.toolkit.finetune.examples)
+    align_view: str = "full"
 
     def __post_init__(self) -> None:
+        from eai.toolkit.finetune.examples import ALIGN_VIEWS
+
+        if self.align_view not in ALIGN_VIEWS:
+            raise FinetuneError(f"--align-view {self.align_view}: expected one of "
+                                f"{', '.join(ALIGN_VIEWS)}")
         checks = [("epochs", self.epochs >= 0), ("align_epochs", self.align_epochs >= 0),
                   ("lr", self.lr > 0), ("lora_r", self.lora_r > 0),
                   ("batch_size", self.batch_size > 0), ("grad_accum", self.grad_accum > 0),

@@ -48,7 +48,7 @@ from eai.toolkit.model.info import (
 # Used when no label set is given and the tokenizer's training datasets cannot be read: the
 # basic emotion categories most body-movement emotion datasets use.
 DEFAULT_LABELS = ["neutral", "happy", "sad", "angry", "fearful", "surprised", "disgusted"]
-DEFAULT_PROMPT_TEMPLATE = "emotion_explain_v1"
+DEFAULT_PROMPT_TEMPLATE = "emotion_explain_v2"
 _TOKEN = re.compile(r"<[^<>\s]+>")
 
 

@@ -243,14 +243,25 @@ class Tokenizer:
         return sep.join(tokens)
 
     def tokens_text(self, clip: Clip, dataset_tag: bool = True, sep: str = " ",
-                    semantic: bool = True) -> str:
+                    semantic: bool = True, spatio_temporal: bool = True) -> str:
         """The clip's token text; semantic=False (or a tokenizer without descriptor levels)
-        leaves out the `<semantic>` block."""
-        sem = self.semantic_tokens(clip) if semantic and self.levels is not None else None
-        if sem is not None and self.has_emotion_level:
-            sem = sem + self.embedding_tokens([clip])
-        return self.codes_text(self.encode(clip), clip.dataset if dataset_tag else None, sep,
-                               sem)
+        leaves out the `<semantic>` block, spatio_temporal=False the `<t>` steps."""
+        sem = self._semantic_block(clip) if semantic else None
+        codes = self.encode(clip) if spatio_temporal else np.zeros((0, len(PART_NAMES)), int)
+        return self.codes_text(codes, clip.dataset if dataset_tag else None, sep, sem)
+
+    def semantic_text(self, clip: Clip, sep: str = " ") -> str:
+        """The `<semantic>` block alone ("" for a tokenizer without descriptor levels): for
+        prompt templates that place it apart from the motion (a `{semantic}` placeholder)."""
+        sem = self._semantic_block(clip)
+        return "" if sem is None else sep.join([SEMANTIC_START, *sem, SEMANTIC_END])
+
+    def _semantic_block(self, clip: Clip) -> list[str] | None:
+        """The descriptor-level tokens and, last, the clip-embedding code; None without levels."""
+        if self.levels is None:
+            return None
+        sem = self.semantic_tokens(clip)
+        return sem + self.embedding_tokens([clip]) if self.has_emotion_level else sem
 
     def vocabulary(self) -> list[str]:
         """Every token string tokens_text can produce (what an LM must add), in a fixed order."""
