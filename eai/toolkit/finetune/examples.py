@@ -35,6 +35,7 @@ from eai.toolkit.drafting.prompts import (
     model_messages,
     motion_texts,
     prompt_text,
+    separate_semantic,
 )
 
 
@@ -126,7 +127,9 @@ class ExampleBuilder:
     def for_clip(self, clip: Clip, pairs: Sequence[tuple[str, str]]) -> list[Example]:
         motion, semantic = motion_texts(self.tpl, self.skeleton, clip)
         evidence = clip_evidence(clip, self.skeleton.levels)
-        align_motion = motion if self.align_view == "full" else \
-            motion_texts(self.tpl, self.skeleton, clip, spatio_temporal=False)[0]
+        # the semantic view: the motion without its steps (and, in v2 templates, without the
+        # semantic block, which `semantic` already holds)
+        align_motion = motion if self.align_view == "full" else self.skeleton.tokens_text(
+            clip, sep="", semantic=not separate_semantic(self.tpl), spatio_temporal=False)
         return self.alignment(clip, align_motion, evidence, semantic) + \
             self.instruction(clip, motion, evidence, pairs, semantic)
