@@ -238,8 +238,10 @@ def test_finetune_writes_a_new_model_with_lineage(tiny_model_dir, dataset, tmp_p
     train = split_ids(dataset, "train")
     curated = _write(tmp_path / "c.jsonl", [_pair(train[0], parent.label_set[1],
                                                   "The steps are quick. The arms swing.")])
+    # bf16: the frozen weights are held in bfloat16 while training; the merge must still start
+    # from the float32 parent (the base embedding rows are compared exactly below)
     info = run_finetune(tiny_model_dir, dataset, tmp_path / "v1", curated,
-                        FinetuneConfig(**TINY))
+                        FinetuneConfig(**TINY, bf16=True))
     assert sha256_tree(tiny_model_dir) == before  # the parent is only read
     assert info.version == 1 and info.parent_version == parent.model_version
     assert info.model_version.startswith(f"{parent.name}-v1-")
@@ -256,6 +258,8 @@ def test_finetune_writes_a_new_model_with_lineage(tiny_model_dir, dataset, tmp_p
     ids = parent.new_token_ids
     assert not torch.equal(old[emb][ids], new[emb][ids])  # the added rows trained
     assert torch.equal(old[emb][:ids[0]], new[emb][:ids[0]])  # the base rows did not
+    assert all(new[k].dtype == torch.float32 for k in new)
+    assert info.metrics["finetune"]["compiled"] is False  # 4 steps: compiling would not pay
     assert not (tmp_path / "v1.partial").exists()
     with pytest.raises(Exception, match="exists"):
         run_finetune(tiny_model_dir, dataset, tmp_path / "v1", curated, FinetuneConfig(**TINY))
@@ -278,6 +282,60 @@ def test_interrupted_run_resumes_to_the_same_weights(tiny_model_dir, dataset, tm
     a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "cut")
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+
+
+def test_compiled_layers_train_like_uncompiled(tiny_model_dir, dataset, tmp_path):
+    """torch.compile of the decoder layers (the CPU default for long runs) through the whole
+    Trainer path: checkpoints, adapter files and the merge see the same parameter names, and
+    the weights match an uncompiled run (float32, so that only kernel order differs)."""
+    cfg = {**TINY, "bf16": False}
+    plain = run_finetune(tiny_model_dir, dataset, tmp_path / "plain", None,
+                         FinetuneConfig(**cfg, compile=False))
+    fast = run_finetune(tiny_model_dir, dataset, tmp_path / "fast", None,
+                        FinetuneConfig(**cfg, compile=True))
+    assert fast.metrics["finetune"]["compiled"] and not plain.metrics["finetune"]["compiled"]
+    a, b = _weights(tmp_path / "plain"), _weights(tmp_path / "fast")
+    assert set(a) == set(b)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
+
+
+def test_compiling_is_the_default_for_long_cpu_runs_only(monkeypatch):
+    from eai.toolkit.finetune import step_speed
+
+    monkeypatch.setattr(step_speed, "can_compile", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    n = step_speed.COMPILE_MIN_STEPS
+    assert step_speed.use_compile(FinetuneConfig(), n)
+    assert not step_speed.use_compile(FinetuneConfig(), n - 1)  # compiling would not pay
+    assert not step_speed.use_compile(FinetuneConfig(gradient_checkpointing=True), n)
+    assert step_speed.use_compile(FinetuneConfig(compile=True), 1)
+    assert not step_speed.use_compile(FinetuneConfig(compile=False), 10 * n)
+    monkeypatch.setattr(step_speed, "can_compile", lambda: False)  # no C++ compiler on PATH
+    assert not step_speed.use_compile(FinetuneConfig(), n)
+
+
+@pytest.mark.parametrize("length", [9, 600])  # the matrix-product path, and SDPA's
+def test_length_aware_attention_matches_sdpa(length):
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from eai.toolkit.finetune.step_speed import SHORT_ATTENTION, length_aware_attention
+
+    class Attention(torch.nn.Module):
+        num_key_value_groups, is_causal = 3, True
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, h, length, 16, generator=g) for h in (9, 3, 3))  # grouped KV
+    keep = torch.ones(2, length, dtype=torch.bool)
+    keep[0, :4] = False  # left padding in the first row
+    allowed = torch.tril(torch.ones(length, length, dtype=torch.bool))[None, None] & \
+        keep[:, None, None, :]
+    additive = torch.zeros(allowed.shape).masked_fill(~allowed, torch.finfo(torch.float32).min)
+    got, _ = length_aware_attention(Attention().eval(), q, k, v, additive, 0.25)
+    want, _ = sdpa_attention_forward(Attention().eval(), q, k, v, allowed, scaling=0.25)
+    assert (length <= SHORT_ATTENTION) == (length == 9)
+    torch.testing.assert_close(got[0, 4:], want[0, 4:], rtol=1e-5, atol=1e-5)  # real tokens
+    torch.testing.assert_close(got[1], want[1], rtol=1e-5, atol=1e-5)
 
 
 def test_cli_finetune(tiny_model_dir, dataset, tmp_path):

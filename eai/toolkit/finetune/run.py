@@ -12,6 +12,12 @@ from typing import Any
 import eai
 from eai.toolkit.finetune.data import TrainingData, build_training_data
 from eai.toolkit.finetune.examples import ExampleBuilder
+from eai.toolkit.finetune.step_speed import (
+    compile_layers,
+    prepare_base,
+    skip_lora_input_casts,
+    use_compile,
+)
 from eai.toolkit.finetune.train import (
     STAGES,
     FinetuneConfig,
@@ -21,6 +27,8 @@ from eai.toolkit.finetune.train import (
     load_stage_adapter,
     lora_model,
     run_stage,
+    stage_steps,
+    use_bf16,
 )
 
 
@@ -52,6 +60,23 @@ def _callbacks(on_progress: ProgressHook | None, stop_after: int | None) -> list
 def is_main_process() -> bool:
     """Rank 0 under torchrun / accelerate launch (they set RANK), or a single process."""
     return int(os.environ.get("RANK", "0")) == 0
+
+
+def merge_in_float32(model_dir: Path, peft_model, new_token_ids: list[int],
+                     cfg: FinetuneConfig):
+    """The trained adapter merged into a fresh float32 copy of the parent: training may have
+    held the frozen weights in bfloat16 (step_speed.prepare_base), and the new model must not
+    inherit that rounding."""
+    import torch
+    from peft import get_peft_model_state_dict, set_peft_model_state_dict
+    from transformers import AutoModelForCausalLM
+
+    state = get_peft_model_state_dict(peft_model)
+    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32,
+                                                local_files_only=True)
+    fresh = lora_model(base, new_token_ids, cfg)
+    set_peft_model_state_dict(fresh, {k: v.float() for k, v in state.items()})
+    return fresh.merge_and_unload()
 
 
 def _new_version(parent, out: Path, weights_sha: str) -> tuple[str, int]:
@@ -108,14 +133,22 @@ def run_finetune(model_dir: str | Path, dataset: str | Path, out: str | Path,
     if is_main_process():
         check_run(work, run, resume, force)
 
+    epochs = {1: cfg.align_epochs, 2: cfg.epochs}
+    steps = sum(stage_steps(len(ex), epochs[i], cfg)
+                for i, ex in ((1, data.stage1), (2, data.stage2)))
+    compiled = use_compile(cfg, steps)
     torch.manual_seed(cfg.seed)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32,
                                                  local_files_only=True)
-    peft_model = lora_model(model, parent.new_token_ids, cfg)
+    peft_model = lora_model(prepare_base(model, use_bf16(cfg), compiled),
+                            parent.new_token_ids, cfg)
+    skip_lora_input_casts(peft_model)
+    if compiled:
+        compile_layers(peft_model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else \
         tokenizer.eos_token_id
-    metrics: dict[str, Any] = {"counts": data.counts, "warnings": data.warnings}
-    epochs = {1: cfg.align_epochs, 2: cfg.epochs}
+    metrics: dict[str, Any] = {"counts": data.counts, "warnings": data.warnings,
+                               "compiled": compiled}
     for stage, examples in ((1, data.stage1), (2, data.stage2)):
         stage_dir = work / f"stage{stage}"
         if (stage_dir / "done.json").is_file():
@@ -131,7 +164,7 @@ def run_finetune(model_dir: str | Path, dataset: str | Path, out: str | Path,
                                            _callbacks(on_progress, stop_after))
     if not is_main_process():
         return None  # the other ranks trained; rank 0 alone merges and writes
-    merged = peft_model.merge_and_unload()
+    merged = merge_in_float32(model_dir, peft_model, parent.new_token_ids, cfg)
     tmp = temp_sibling(out)
     try:
         merged.save_pretrained(tmp)

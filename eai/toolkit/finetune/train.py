@@ -51,6 +51,8 @@ class FinetuneConfig:
     seed: int = 0
     bf16: bool | None = None  # None: where the hardware does it fast (see use_bf16)
     gradient_checkpointing: bool = False  # less memory for ~30% more time
+    # torch.compile each decoder layer; None: on CPU for runs of 20+ steps (step_speed.use_compile)
+    compile: bool | None = None
     # 0: one mean over all answer tokens; > 0: text mean + label_weight x label mean (see
     # answer_loss and BENCHMARKS.md section 7 for what it did on Bandai-Namco)
     label_weight: float = 0.0
