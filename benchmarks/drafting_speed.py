@@ -12,6 +12,8 @@ itself (Drafter.prepare), greedy, at most --max-new-tokens tokens, stopping at t
                --dtype bfloat16`, vLLM's fast path on CPUs with AVX512-BF16/AMX): faster, and
                no longer token for token the same as float32 decoding ("same tokens" says how
                far it is)
+  naive@bfloat16  naive generate with the weights in bfloat16: the like-for-like baseline of
+               vllm@bfloat16 (each @bfloat16 setup is also compared with it)
 
 Reported: clips/min and generated tokens/s of the generation phase (what the backends differ
 in; preparing prompts is shared and timed apart), and peak memory: for naive and batched the
@@ -30,7 +32,8 @@ give the same tokens ("same tokens" column).
 
 Usage: python benchmarks/drafting_speed.py --model MODEL_DIR --dataset DATASET [--clips 64]
        [--max-new-tokens 96] [--batch-sizes 8,32] [--concurrency 16]
-       [--setups naive,batched,vllm[,vllm@bfloat16]] [--rounds 1] [--device cpu|cuda] [--json OUT]
+       [--setups naive,batched,vllm[,vllm@bfloat16,naive@bfloat16]] [--rounds 1]
+       [--device cpu|cuda] [--json OUT]
        (vllm needs EAI_VLLM_PYTHON; MODEL_DIR: `eai model init` on SmolLM2)
 """
 
@@ -81,7 +84,7 @@ def run_child(setup: str, a) -> dict:
     if setup == "naive":
         from transformers import AutoModelForCausalLM
 
-        model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(a.model, dtype=getattr(torch, a.dtype))
         model = model.to(a.device).eval()
     else:
         from eai.toolkit.drafting.backend_transformers import TransformersBackend
@@ -108,7 +111,8 @@ def run_child(setup: str, a) -> dict:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
     if a.device.startswith("cuda"):
         peak = torch.cuda.max_memory_allocated() / 1e9
-    return {"setup": setup, "batch_size": a.batch_size if setup == "batched" else 1,
+    return {"setup": setup if a.dtype == "float32" else f"{setup}@{a.dtype}",
+            "batch_size": a.batch_size if setup == "batched" else 1,
             "clips": len(prompts), "generated_tokens": sum(len(x) for x in ids),
             "seconds": seconds, "cpu_seconds": cpu, "prepare_seconds": prep_s,
             "load_seconds": load_s, "peak_memory_gb": peak, "device": a.device,
@@ -165,13 +169,15 @@ def _median(xs: list[float]) -> float:
 
 
 def run_one(name: str, a) -> dict:
-    setup, _, batch = name.partition("@")
+    setup, _, variant = name.partition("@")  # batched@SIZE, naive@DTYPE, vllm@DTYPE
     if setup == "vllm":
-        return run_vllm(a, batch or None)
+        return run_vllm(a, variant or None)
+    batch = variant if setup == "batched" else "1"
+    dtype = variant if setup == "naive" and variant else "float32"
     cmd = [sys.executable, __file__, "--child", setup] + [
         x for k, v in (("--model", a.model), ("--dataset", a.dataset), ("--clips", a.clips),
-                       ("--max-new-tokens", a.max_new_tokens),
-                       ("--batch-sizes", batch or "1"), ("--device", a.device))
+                       ("--max-new-tokens", a.max_new_tokens), ("--batch-sizes", batch),
+                       ("--dtype", dtype), ("--device", a.device))
         for x in (k, str(v))]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -188,6 +194,7 @@ def main() -> None:
     ap.add_argument("--setups", default="naive,batched,vllm")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default="float32", help=argparse.SUPPRESS)  # a child's weights
     ap.add_argument("--json", type=Path)
     ap.add_argument("--child", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -205,7 +212,7 @@ def main() -> None:
         for name in order:
             res = run_one(name, a)
             runs[name].append(res)
-            print(f"round {r + 1} {name:11} {res['generated_tokens'] / res['seconds']:7.1f} "
+            print(f"round {r + 1} {name:14} {res['generated_tokens'] / res['seconds']:7.1f} "
                   f"tokens/s ({res['generated_tokens']} tokens in {res['seconds']:.1f} s)",
                   flush=True)
     naive = runs.get("naive")
@@ -228,15 +235,24 @@ def main() -> None:
                 row["cpu_speedup_vs_naive"] = _median(
                     [n["cpu_seconds"] / x["cpu_seconds"] for n, x in zip(naive, rs)])
             row["same_tokens"] = sum(x == y for x, y in zip(naive[0]["ids"], rs[0]["ids"]))
+        like = runs.get("naive@bfloat16")
+        if like and name.endswith("@bfloat16") and name != "naive@bfloat16":
+            row["speedup_vs_naive_bfloat16"] = _median([n["seconds"] / x["seconds"]
+                                                        for n, x in zip(like, rs)])
+            row["same_tokens_as_naive_bfloat16"] = sum(
+                x == y for x, y in zip(like[0]["ids"], rs[0]["ids"]))
         rows.append(row)
-        print(f"{name:11} {row['clips_per_min']:6.1f} clips/min  {row['tokens_per_s']:6.1f} "
+        print(f"{name:14} {row['clips_per_min']:6.1f} clips/min  {row['tokens_per_s']:6.1f} "
               f"tokens/s  load/start {row['load_seconds']:.1f} s  peak "
               f"{row['peak_memory_gb']:.2f} GB"
               + (f"  vs naive {row['speedup_vs_naive']:.2f}x wall"
                  + (f", {row['cpu_speedup_vs_naive']:.2f}x CPU time"
                     if "cpu_speedup_vs_naive" in row else "")
                  + f", same tokens {row['same_tokens']}/{row['clips']}"
-                 if "speedup_vs_naive" in row else ""), flush=True)
+                 if "speedup_vs_naive" in row else "")
+              + (f"; vs naive@bfloat16 {row['speedup_vs_naive_bfloat16']:.2f}x, same tokens "
+                 f"{row['same_tokens_as_naive_bfloat16']}/{row['clips']}"
+                 if "speedup_vs_naive_bfloat16" in row else ""), flush=True)
     if a.json:
         a.json.write_text(json.dumps({"benchmark": "drafting_speed", "clips": a.clips,
                                       "max_new_tokens": a.max_new_tokens, "rounds": a.rounds,
