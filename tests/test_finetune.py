@@ -17,6 +17,7 @@ from eai.toolkit.drafting.prompts import load_template, motion_texts
 from eai.toolkit.finetune import FinetuneConfig, FinetuneDataError, FinetuneError, run_finetune
 from eai.toolkit.finetune.data import build_training_data
 from eai.toolkit.finetune.examples import ExampleBuilder, descriptor_statements
+from eai.toolkit.finetune.step_speed import can_compile
 from eai.toolkit.finetune.train import ExampleDataset
 from eai.toolkit.model import load_skeleton_tokenizer, read_info
 from eai.toolkit.model.files import sha256_tree
@@ -284,6 +285,7 @@ def test_interrupted_run_resumes_to_the_same_weights(tiny_model_dir, dataset, tm
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.skipif(not can_compile(), reason="torch.compile on CPU needs a C++ compiler on PATH")
 def test_compiled_layers_train_like_uncompiled(tiny_model_dir, dataset, tmp_path):
     """torch.compile of the decoder layers (the CPU default for long runs) through the whole
     Trainer path: checkpoints, adapter files and the merge see the same parameter names, and
