@@ -144,7 +144,7 @@ def run_finetune(model_dir: str | Path, dataset: str | Path, out: str | Path,
                             parent.new_token_ids, cfg)
     skip_lora_input_casts(peft_model)
     if compiled:
-        compile_layers(peft_model)
+        compiled = compile_layers(peft_model) > 0
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else \
         tokenizer.eos_token_id
     metrics: dict[str, Any] = {"counts": data.counts, "warnings": data.warnings,

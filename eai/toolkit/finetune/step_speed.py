@@ -109,8 +109,11 @@ def skip_lora_input_casts(peft_model) -> None:
 
 def compile_layers(peft_model) -> int:
     """Compile each decoder layer in place (state-dict keys stay as they are, so checkpoints
-    and the adapter files are unchanged); returns how many were compiled."""
-    layers = peft_model.get_base_model().model.layers
+    and the adapter files are unchanged); returns how many were compiled: 0 for a model that
+    does not keep its decoder layers in `.model.layers` (Llama-style, as SmolLM2), left as is."""
+    layers = getattr(getattr(peft_model.get_base_model(), "model", None), "layers", None)
+    if layers is None:
+        return 0
     for layer in layers:
         layer.compile(dynamic=True)
     return len(layers)
