@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
                                                     "memory, ~30% more time."),
         compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch."
                                                "compile each decoder layer (default: on CPU "
-                                               "for runs of 20+ steps; ~2x faster steps after "
+                                               "for runs of 20+ steps; ~1.5x faster steps after "
                                                "30-50 s of compiling)."),
         threads: Optional[int] = typer.Option(None, help="torch CPU threads (on a busy CPU, "
                                               "fewer threads than cores can be faster)."),

@@ -71,6 +71,9 @@ def merge_in_float32(model_dir: Path, peft_model, new_token_ids: list[int],
     from peft import get_peft_model_state_dict, set_peft_model_state_dict
     from transformers import AutoModelForCausalLM
 
+    frozen = [p for p in peft_model.parameters() if not p.requires_grad]
+    if all(p.dtype == torch.float32 for p in frozen):
+        return peft_model.merge_and_unload()  # trained on the float32 weights themselves
     state = get_peft_model_state_dict(peft_model)
     base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32,
                                                 local_files_only=True)
