@@ -80,13 +80,7 @@ def load_model(random_weights: bool, device: str):
 
 def one_setup(setup: str, steps: int, warmup: int, device: str, random_weights: bool) -> dict:
     from eai.toolkit.finetune.examples import Example
-    from eai.toolkit.finetune.step_speed import (
-        COMPILE_MIN_STEPS,
-        compile_layers,
-        prepare_base,
-        skip_lora_input_casts,
-        use_compile,
-    )
+    from eai.toolkit.finetune.step_speed import COMPILE_MIN_STEPS, training_model, use_compile
     from eai.toolkit.finetune.train import (
         ExampleDataset,
         FinetuneConfig,
@@ -102,12 +96,9 @@ def one_setup(setup: str, steps: int, warmup: int, device: str, random_weights: 
     eai = setup.startswith("eai-lora")
     if eai:
         # what `eai finetune` does on this device for a long run
-        compiled = setup == "eai-lora" and use_compile(FinetuneConfig(), COMPILE_MIN_STEPS)
-        model = lora_model(prepare_base(model, use_bf16(FinetuneConfig()), compiled), new_ids,
-                           FinetuneConfig(lora_r=16))
-        skip_lora_input_casts(model)
-        if compiled:
-            compile_layers(model)
+        compile_it = setup == "eai-lora" and use_compile(FinetuneConfig(), COMPILE_MIN_STEPS)
+        model, _ = training_model(model, new_ids, FinetuneConfig(lora_r=16),
+                                  use_bf16(FinetuneConfig()), compile_it)
     elif setup == "peft-standard":
         model = lora_model(model, new_ids, FinetuneConfig(lora_r=16, lora_dropout=0.05))
     model.train()

@@ -12,12 +12,7 @@ from typing import Any
 import eai
 from eai.toolkit.finetune.data import TrainingData, build_training_data
 from eai.toolkit.finetune.examples import ExampleBuilder
-from eai.toolkit.finetune.step_speed import (
-    compile_layers,
-    prepare_base,
-    skip_lora_input_casts,
-    use_compile,
-)
+from eai.toolkit.finetune.step_speed import training_model, use_compile
 from eai.toolkit.finetune.train import (
     STAGES,
     FinetuneConfig,
@@ -139,15 +134,11 @@ def run_finetune(model_dir: str | Path, dataset: str | Path, out: str | Path,
     epochs = {1: cfg.align_epochs, 2: cfg.epochs}
     steps = sum(stage_steps(len(ex), epochs[i], cfg)
                 for i, ex in ((1, data.stage1), (2, data.stage2)))
-    compiled = use_compile(cfg, steps)
     torch.manual_seed(cfg.seed)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32,
                                                  local_files_only=True)
-    peft_model = lora_model(prepare_base(model, use_bf16(cfg), compiled),
-                            parent.new_token_ids, cfg)
-    skip_lora_input_casts(peft_model)
-    if compiled:
-        compiled = compile_layers(peft_model) > 0
+    peft_model, compiled = training_model(model, parent.new_token_ids, cfg, use_bf16(cfg),
+                                          use_compile(cfg, steps))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else \
         tokenizer.eos_token_id
     metrics: dict[str, Any] = {"counts": data.counts, "warnings": data.warnings,

@@ -107,6 +107,17 @@ def skip_lora_input_casts(peft_model) -> None:
             m.cast_input_dtype_enabled = False
 
 
+def training_model(model, new_token_ids: list[int], cfg, bf16: bool, compiled: bool):
+    """The float32 model as `eai finetune` trains it: weights in bf16 when training is, LoRA
+    (train.lora_model), no LoRA input casts, and the decoder layers compiled when asked.
+    Returns (peft model, whether layers were compiled)."""
+    from eai.toolkit.finetune.train import lora_model
+
+    peft_model = lora_model(prepare_base(model, bf16, compiled), new_token_ids, cfg)
+    skip_lora_input_casts(peft_model)
+    return peft_model, compiled and compile_layers(peft_model) > 0
+
+
 def compile_layers(peft_model) -> int:
     """Compile each decoder layer in place (state-dict keys stay as they are, so checkpoints
     and the adapter files are unchanged); returns how many were compiled: 0 for a model that
