@@ -148,6 +148,9 @@ def test_inverted_descriptor_sense():
     ("She walks without raising the arms.", "hand_height_peak", "high", "contradicted"),
     ("There is hardly any bounce.", "pelvis_bounce", "low", "supported"),
     ("It is less energetic.", "quantity_of_motion", "high", "contradicted"),
+    ("She is unable to walk fast.", "root_speed_mean", "high", "contradicted"),
+    ("Their inability to move with a lot of bounce.", "pelvis_bounce", "low", "supported"),
+    ("Their inability to move with a lot of bounce.", "pelvis_bounce", "high", "contradicted"),
 ])
 def test_negation_flips_and_only_rules_out_the_other_extreme(text, name, measured, status):
     c = only_claim(text, ev(**{name: measured}))

@@ -304,6 +304,7 @@ LEXICON: list[tuple[str, str, list[str]]] = [
         rf"cadence {BE}{ADV}(?:low|slow)"]),
     ("pelvis_bounce head_bounce", "high", [
         r"bounc(?:y|ing|es|e)|springy|springing|skip(?:s|ping)|hop(?:s|ping)|prancing|jaunty",
+        r"(?:a lot of|lots of|much|plenty of|high|strong) (?:vertical )?bounc(?:e|ing)",
         rf"spring in {DET}steps?|light(?:[-\s]footed| steps?| gait| on {DET}feet)|bobbing|bobs"]),
     ("pelvis_bounce head_bounce", "low", [
         r"flat(?:-footed| gait| steps?| walk)|plod(?:s|ding|ded)?|trudg(?:e|es|ed|ing)",
@@ -373,7 +374,8 @@ _NEGATOR = re.compile(
     r"\b(?:not(?!\s+(?:only|just|merely|surprisingly)\b)|no(?!\s+(?:doubt|wonder|question)\b)|"
     r"never|neither|nor|nothing|none|cannot|without(?!\s+(?:doubt|question)\b)|hardly|barely|"
     r"scarcely|seldom|rarely|lacks?|lacking|lack of|absence of|free of|devoid of|far from|"
-    r"anything but|rather than|instead of|(?<!more or\s)less|fails? to|failing to)\b|n['’]t\b",
+    r"anything but|rather than|instead of|(?<!more or\s)less|fails? to|failing to|inability to|"
+    r"unable to)\b|n['’]t\b",
     re.IGNORECASE)
 _COUNTERFACTUAL = re.compile(r"\b(?:would|unlike|(?<!rather\s)than|as opposed to|compared "
                              r"(?:to|with)|in contrast to|if)\b", re.IGNORECASE)
