@@ -145,3 +145,76 @@ def test_unseen_action_and_dataset_use_the_reference_free_heads(sample, tmp_path
     assert np.isfinite(p).all()
     model.save(tmp_path / "clf")
     np.testing.assert_array_equal(MGSTClassifier.load(tmp_path / "clf").predict_proba(new), p)
+
+
+# -- several datasets: shared weights plus a deviation per dataset ---------------------------
+def _two_domain_rows(seed=0, n=80, f=6):
+    """Feature 0 gives the label in both datasets, feature 1 in opposite directions."""
+    from eai.toolkit.classifier.heads import Rows
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    domain = np.where(np.arange(n) < n // 2, "a", "b")
+    x = rng.normal(size=(n, f))
+    x[:, 0] += 0.5 * (2 * y - 1)
+    x[:, 1] += 3.0 * (2 * y - 1) * np.where(domain == "a", 1, -1)
+    return Rows(x, y, np.arange(n), np.ones(n, bool), domain)
+
+
+def test_ridge_domain_heads_equal_the_explicit_augmented_features():
+    from eai.toolkit.classifier.heads import DomainHead, fit_ridge, standardise
+
+    rows = _two_domain_rows()
+    head, _ = fit_ridge(rows, 2, (0.5,), (1.0,), folds=0, seed=0)
+    assert isinstance(head, DomainHead) and sorted(head.by_domain) == ["a", "b"]
+    # the same ridge on [z, z*[a], z*[b], [a], [b]] written out (z standardised, / sqrt(F))
+    z = standardise(rows.x, head.shared.mean, head.shared.std) / np.sqrt(rows.x.shape[1])
+    oh = np.stack([rows.domain == "a", rows.domain == "b"], 1).astype(float)
+    phi = np.hstack([z, z * oh[:, [0]], z * oh[:, [1]], oh])
+    Y = np.eye(2)[rows.y]
+    A = np.linalg.solve(phi @ phi.T + 0.5 * np.eye(len(Y)), Y - Y.mean(0))
+    expected = phi @ (phi.T @ A) + Y.mean(0)
+    np.testing.assert_allclose(head.scores(rows.x, rows.domain), expected, atol=1e-8)
+    # a dataset the head has not seen gets the shared weights only
+    np.testing.assert_allclose(head.scores(rows.x, np.full(len(Y), "c")),
+                               z @ (z.T @ A) + Y.mean(0), atol=1e-8)
+
+
+@pytest.mark.parametrize("fit", ["logreg", "ridge"])
+def test_domain_heads_fit_datasets_that_disagree(fit):
+    from eai.toolkit.classifier.heads import LinearHead, fit_logreg, fit_ridge
+
+    def train(rows):
+        if fit == "logreg":
+            return fit_logreg(rows, 2, (1.0,), folds=0, seed=0)[0]
+        return fit_ridge(rows, 2, (0.1,), (1.0,), folds=0, seed=0)[0]
+
+    rows, test = _two_domain_rows(0), _two_domain_rows(1)
+    accuracy = lambda h: np.mean(h.scores(test.x, test.domain).argmax(1) == test.y)
+    pooled = train(dataclasses.replace(rows, domain=None))
+    assert isinstance(pooled, LinearHead)
+    assert accuracy(train(rows)) >= accuracy(pooled) + 0.1, (accuracy(train(rows)),
+                                                            accuracy(pooled))
+    # one dataset: exactly the plain head (no deviation to learn)
+    one = dataclasses.replace(rows, domain=np.full(len(rows.y), "a"))
+    single = train(one)
+    assert isinstance(single, LinearHead)
+    np.testing.assert_array_equal(single.coef, pooled.coef)
+
+
+def test_two_datasets_save_and_load_their_heads(sample, tmp_path):
+    from eai.toolkit.classifier.heads import DomainHead
+
+    clips = [dataclasses.replace(c, dataset="other") if i % 2 else c
+             for i, c in enumerate(sample.clips)]
+    model = MGSTClassifier(ClassifierConfig(**FAST))
+    model.fit(clips, sample.labels, sample.classes)
+    assert all(isinstance(h, DomainHead) for h in model.heads.values())
+    model.save(tmp_path / "clf")
+    loaded = MGSTClassifier.load(tmp_path / "clf")
+    unseen = [dataclasses.replace(c, dataset="third") for c in clips[:4]]
+    for some in (clips, unseen):
+        np.testing.assert_array_equal(loaded.predict_proba(some), model.predict_proba(some))
+    plain = MGSTClassifier(ClassifierConfig(dataset_heads=False, **FAST))
+    plain.fit(clips, sample.labels, sample.classes)
+    assert not any(isinstance(h, DomainHead) for h in plain.heads.values())

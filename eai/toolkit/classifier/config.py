@@ -49,6 +49,10 @@ class ClassifierConfig:
                                  "together; clips of an unseen dataset use the mean of all. "
                                  "Off: on Bandai + sample data + Emotion-Gait it cost 1.3 "
                                  "points of Bandai accuracy")
+    dataset_heads: bool = _f(True, "When the training clips come from several datasets, each "
+                             "linear head learns shared weights plus a deviation per dataset "
+                             "(feature augmentation, Daume III 2007); clips of an unseen "
+                             "dataset use the shared weights. No effect on one dataset")
     min_reference_clips: int = _f(3, "Least training clips of an action for it to get a "
                                   "reference")
     descriptor_C: tuple[float, ...] = _f((0.03, 0.1, 0.3, 1.0), "Candidate inverse L2 "
@@ -98,7 +102,7 @@ class ClassifierConfig:
             raise bad("rocket_features", "at least 84 (one per kernel)")
         if self.inner_folds == 1:
             raise bad("inner_folds", "use 0 (no inner CV) or at least 2")
-        for name in ("mirror", "action_reference", "dataset_reference"):
+        for name in ("mirror", "action_reference", "dataset_reference", "dataset_heads"):
             if not isinstance(getattr(self, name), bool):
                 raise bad(name, "must be true or false")
         if any(not (0.2 <= w <= 5.0) or w == 1.0 for w in self.time_warps):

@@ -9,6 +9,7 @@ intercept, standardisation), so a saved head needs neither scikit-learn nor pick
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,12 +17,25 @@ import numpy as np
 
 @dataclass
 class Rows:
-    """Training rows: x (n, F) features, y (n,) labels, group (n,) source clip, tta (n,) bool."""
+    """Training rows: x (n, F) features, y (n,) labels, group (n,) source clip, tta (n,) bool;
+    domain (n,) the dataset of each row, or None (one domain)."""
 
     x: np.ndarray
     y: np.ndarray
     group: np.ndarray
     tta: np.ndarray
+    domain: np.ndarray | None = None
+
+    def domains(self) -> list[str]:
+        """The datasets when there are several (then heads get per-dataset deviations)."""
+        if self.domain is None:
+            return []
+        names = sorted(set(self.domain.tolist()))
+        return names if len(names) > 1 else []
+
+    def take(self, index: np.ndarray) -> Rows:
+        return Rows(self.x[index], self.y[index], self.group[index], self.tta[index],
+                    None if self.domain is None else self.domain[index])
 
 
 @dataclass
@@ -38,7 +52,8 @@ class LinearHead:
         for name in ("mean", "std", "coef", "intercept"):
             setattr(self, name, np.ascontiguousarray(getattr(self, name), dtype=np.float64))
 
-    def scores(self, x: np.ndarray) -> np.ndarray:
+    def scores(self, x: np.ndarray, domain: np.ndarray | None = None) -> np.ndarray:
+        """domain (the rows' datasets) is for DomainHead's signature; one head ignores it."""
         z = standardise(x, self.mean, self.std)
         return self.scale * (z @ self.coef.T + self.intercept)
 
@@ -51,6 +66,47 @@ class LinearHead:
     def from_state(cls, s: dict[str, np.ndarray], prefix: str) -> LinearHead:
         return cls(s[f"{prefix}.mean"], s[f"{prefix}.std"], s[f"{prefix}.coef"],
                    s[f"{prefix}.intercept"], float(s[f"{prefix}.scale"][0]))
+
+
+@dataclass
+class DomainHead:
+    """A head trained on several datasets: one LinearHead per dataset (the shared weights plus
+    that dataset's deviation) and the shared one for clips of other datasets. See
+    `_domain_design` for why."""
+
+    shared: LinearHead
+    by_domain: dict[str, LinearHead]
+
+    def scores(self, x: np.ndarray, domain: np.ndarray | None = None) -> np.ndarray:
+        out = self.shared.scores(x)
+        if domain is not None:
+            for name, head in self.by_domain.items():
+                rows = domain == name
+                if rows.any():
+                    out[rows] = head.scores(x[rows])
+        return out
+
+
+def _domain_design(z: np.ndarray, domain: np.ndarray, names: list[str]) -> np.ndarray:
+    """Shared and per-dataset copies of standardised features, plus a per-dataset bias column:
+    [z, z * [d == d1], ..., z * [d == dk], [d == d1], ..., [d == dk]] ("frustratingly easy"
+    domain adaptation, Daume III 2007). Under one L2 penalty a linear model then puts what the
+    datasets agree on in the shared weights and what one dataset does differently (its labels'
+    base rates, a synthetic set's rules, another capture setup) in that dataset's own copy,
+    so a small or synthetic dataset cannot drag the weights another dataset is scored with."""
+    onehot = np.stack([domain == n for n in names], axis=1).astype(np.float64)
+    return np.hstack([z] + [z * onehot[:, [i]] for i in range(len(names))] + [onehot])
+
+
+def _split_domain_coef(coef: np.ndarray, intercept: np.ndarray, names: list[str], width: int
+                       ) -> tuple[tuple[np.ndarray, np.ndarray], dict[str, tuple]]:
+    """(shared (coef, intercept), {dataset: (coef, intercept)}) from a _domain_design fit."""
+    k = len(names)
+    shared = coef[:, :width]
+    bias = coef[:, (k + 1) * width:]
+    per = {n: (shared + coef[:, (i + 1) * width:(i + 2) * width], intercept + bias[:, i])
+           for i, n in enumerate(names)}
+    return (shared, intercept), per
 
 
 def fit_standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -120,38 +176,51 @@ def _best(results: list[tuple[float, float, float]]) -> float:
 
 # --- logistic regression ----------------------------------------------------------------------
 
-def _fit_logreg(x: np.ndarray, y: np.ndarray, n_classes: int, C: float) -> LinearHead:
+def _fit_logreg(x: np.ndarray, y: np.ndarray, n_classes: int, C: float,
+                domain: np.ndarray | None = None, names: Sequence[str] = ()
+                ) -> LinearHead | DomainHead:
     from sklearn.linear_model import LogisticRegression
 
     mean, std = fit_standardiser(x)
     z = standardise(x, mean, std)
-    coef = np.zeros((n_classes, x.shape[1]))
+    names = list(names)
+    if names:
+        z = _domain_design(z, domain, names)
+    coef = np.zeros((n_classes, z.shape[1]))
     intercept = np.full(n_classes, -1e3)  # classes absent from training: never predicted
     present = np.unique(y)
     if len(present) == 1:
         intercept[present[0]] = 0.0
-        return LinearHead(mean, std, coef, intercept)
-    # newton-cg: the same optimum as lbfgs, 10-50x faster on these small dense problems
-    m = LogisticRegression(C=C, solver="newton-cg", max_iter=1000).fit(z, y)
-    if len(present) == 2:  # binary sklearn model: one weight vector for class 1
-        coef[present[1]], intercept[present[1]] = m.coef_[0], m.intercept_[0]
-        intercept[present[0]] = 0.0
     else:
-        coef[m.classes_], intercept[m.classes_] = m.coef_, m.intercept_
-    return LinearHead(mean, std, coef, intercept)
+        # newton-cg: the same optimum as lbfgs, 10-50x faster on these small dense problems
+        m = LogisticRegression(C=C, solver="newton-cg", max_iter=1000).fit(z, y)
+        if len(present) == 2:  # binary sklearn model: one weight vector for class 1
+            coef[present[1]], intercept[present[1]] = m.coef_[0], m.intercept_[0]
+            intercept[present[0]] = 0.0
+        else:
+            coef[m.classes_], intercept[m.classes_] = m.coef_, m.intercept_
+    if not names:
+        return LinearHead(mean, std, coef, intercept)
+    shared, per = _split_domain_coef(coef, intercept, names, x.shape[1])
+    return DomainHead(LinearHead(mean, std, *shared),
+                      {n: LinearHead(mean, std, *ci) for n, ci in per.items()})
 
 
 def fit_logreg(rows: Rows, n_classes: int, candidates: tuple[float, ...], folds: int,
                seed: int) -> tuple[LinearHead, dict]:
     """Standardised multinomial logistic regression; C by inner CV (accuracy, then log-loss)."""
     splits = inner_folds(rows, folds, seed)
+    names = rows.domains()
+    dom = rows.domain
     if splits and len(candidates) > 1:
         results = []
         for C in candidates:
             s_all, y_all = [], []
             for tr, va in splits:
-                head = _fit_logreg(rows.x[tr], rows.y[tr], n_classes, C)
-                _, s = tta_mean(head.scores(rows.x[va]), rows.group[va])
+                head = _fit_logreg(rows.x[tr], rows.y[tr], n_classes, C,
+                                   None if dom is None else dom[tr], names)
+                _, s = tta_mean(head.scores(rows.x[va], None if dom is None else dom[va]),
+                                rows.group[va])
                 _, first = np.unique(rows.group[va], return_index=True)
                 s_all.append(s)
                 y_all.append(rows.y[va][first])
@@ -160,7 +229,7 @@ def fit_logreg(rows: Rows, n_classes: int, candidates: tuple[float, ...], folds:
         best = _best(results)
     else:
         best, results = _default(candidates), []
-    head = _fit_logreg(rows.x, rows.y, n_classes, best)
+    head = _fit_logreg(rows.x, rows.y, n_classes, best, dom, names)
     return head, {"C": best, "inner_cv": [list(r) for r in results]}
 
 
@@ -182,6 +251,10 @@ def fit_ridge(rows: Rows, n_classes: int, alphas: tuple[float, ...],
     mean, std = fit_standardiser(rows.x)
     z = standardise(rows.x, mean, std) / np.sqrt(rows.x.shape[1])  # alpha per unit kernel
     K = z @ z.T
+    names = rows.domains()
+    if names:  # the kernel of _domain_design's features: shared + same dataset + its bias
+        same = (rows.domain[:, None] == rows.domain[None, :]).astype(np.float64)
+        K = K * (1.0 + same) + same
     Y = np.eye(n_classes)[rows.y]
     splits = inner_folds(rows, folds, seed)
     alphas_l, temps = list(alphas), list(temperatures)
@@ -209,7 +282,15 @@ def fit_ridge(rows: Rows, n_classes: int, alphas: tuple[float, ...],
     else:
         alpha, temp = _default(alphas), _default(temperatures)
     A = _ridge_dual(K, Y, [alpha])[0]
-    coef = (z.T @ A).T / np.sqrt(rows.x.shape[1])  # primal weights on standardised features
+    root = np.sqrt(rows.x.shape[1])
+    coef = (z.T @ A).T / root  # primal weights on standardised features
     head = LinearHead(mean, std, np.ascontiguousarray(coef), Y.mean(0), scale=float(temp))
+    if names:
+        per = {}
+        for n in names:
+            r = rows.domain == n
+            per[n] = LinearHead(mean, std, coef + (z[r].T @ A[r]).T / root,
+                                Y.mean(0) + A[r].sum(0), scale=float(temp))
+        head = DomainHead(head, per)
     info.update(alpha=alpha, temperature=temp)
     return head, info

@@ -32,6 +32,7 @@ import numpy as np
 from eai.toolkit.augment import mirror_clip, rotate_y, time_warp
 from eai.toolkit.classifier.config import ClassifierConfig
 from eai.toolkit.classifier.heads import (
+    DomainHead,
     LinearHead,
     Rows,
     fit_logreg,
@@ -148,13 +149,14 @@ class MGSTClassifier:
         desc, series, group, view = self._view_features(clips, train=True)
         tta = view < (2 if cfg.mirror else 1)
         y = labels[group]
+        domain = np.array([clips[g].dataset for g in group]) if cfg.dataset_heads else None
         self.info = {"train_clips": len(clips), "train_rows": len(group)}
-        self.heads: dict[str, LinearHead] = {}
+        self.heads: dict[str, LinearHead | DomainHead] = {}
         self.refs: dict[str, References] = {}
         if "descriptors" in cfg.branches:
             raw = self._relative("dataset_descriptors", clips, desc, group, tta, fit=True)
-            head, info = fit_logreg(Rows(raw, y, group, tta), n_classes, cfg.descriptor_C,
-                                    cfg.inner_folds, cfg.seed)
+            head, info = fit_logreg(Rows(raw, y, group, tta, domain), n_classes,
+                                    cfg.descriptor_C, cfg.inner_folds, cfg.seed)
             self.heads["descriptors_raw"], self.info["descriptors_raw"] = head, info
             if cfg.action_reference:
                 self.refs["action"] = References.fit("action", clips, desc, group, tta,
@@ -162,7 +164,8 @@ class MGSTClassifier:
                 ref = self.refs["action"].rows(clips, group, desc.shape[1])
                 has = ~np.isnan(ref).all(axis=1)
                 if has.any() and len(np.unique(y[has])) > 1:
-                    rows = Rows(desc[has] - ref[has], y[has], group[has], tta[has])
+                    rows = Rows(desc[has] - ref[has], y[has], group[has], tta[has],
+                                None if domain is None else domain[has])
                     head, info = fit_logreg(rows, n_classes, cfg.descriptor_C, cfg.inner_folds,
                                             cfg.seed)
                     self.heads["descriptors_ref"], self.info["descriptors_ref"] = head, info
@@ -173,7 +176,8 @@ class MGSTClassifier:
             self.rocket.fit([series[i] for i in np.flatnonzero(view == 0)])
             feats = self._relative("dataset_rocket", clips, self.rocket.transform(series), group,
                                    tta, fit=True)
-            head, info = fit_ridge(Rows(feats, y, group, tta), n_classes, cfg.rocket_alphas,
+            head, info = fit_ridge(Rows(feats, y, group, tta, domain), n_classes,
+                                   cfg.rocket_alphas,
                                    cfg.rocket_temperatures, cfg.inner_folds, cfg.seed)
             self.heads["rocket"], self.info["rocket"] = head, info
         self._fitted = True
@@ -201,6 +205,7 @@ class MGSTClassifier:
             return {b: np.zeros((0, len(self.classes))) for b in self.config.branches}
         desc, series, group, _ = self._view_features(clips, train=False)
         counts = np.bincount(group, minlength=len(clips))[:, None]
+        domain = np.array([clips[g].dataset for g in group])
 
         def per_clip(s: np.ndarray) -> np.ndarray:
             out = np.zeros((len(clips), s.shape[1]))
@@ -210,16 +215,17 @@ class MGSTClassifier:
         out = {}
         if "descriptors" in self.config.branches:
             raw = self._relative("dataset_descriptors", clips, desc, group)
-            s = self.heads["descriptors_raw"].scores(raw)
+            s = self.heads["descriptors_raw"].scores(raw, domain)
             if "descriptors_ref" in self.heads:
                 ref = self.refs["action"].rows(clips, group, desc.shape[1])
                 has = ~np.isnan(ref).all(axis=1)
                 if has.any():
-                    s[has] = self.heads["descriptors_ref"].scores(desc[has] - ref[has])
+                    s[has] = self.heads["descriptors_ref"].scores(desc[has] - ref[has],
+                                                                  domain[has])
             out["descriptors"] = per_clip(s)
         if "rocket" in self.config.branches:
             feats = self._relative("dataset_rocket", clips, self.rocket.transform(series), group)
-            out["rocket"] = per_clip(self.heads["rocket"].scores(feats))
+            out["rocket"] = per_clip(self.heads["rocket"].scores(feats, domain))
         return out
 
     def embed(self, clips: Sequence[Clip]) -> np.ndarray:
@@ -255,9 +261,16 @@ class MGSTClassifier:
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         tensors: dict[str, torch.Tensor] = {}
+        domain_heads: dict[str, list[str]] = {}  # head -> datasets of its "~i" parts
         for name, head in self.heads.items():
-            for k, v in head.state(f"head.{name}").items():
-                tensors[k] = torch.from_numpy(np.ascontiguousarray(v, dtype=np.float64))
+            parts = {name: head}
+            if isinstance(head, DomainHead):
+                domain_heads[name] = list(head.by_domain)
+                parts = {name: head.shared, **{f"{name}~{i}": h for i, h in
+                                               enumerate(head.by_domain.values())}}
+            for part, h in parts.items():
+                for k, v in h.state(f"head.{part}").items():  # a copy: the parts share arrays
+                    tensors[k] = torch.from_numpy(np.array(v, dtype=np.float64, copy=True))
         ref_meta = {}
         for name, ref in self.refs.items():
             arrays, ref_meta[name] = ref.state(f"ref.{name}")
@@ -268,7 +281,7 @@ class MGSTClassifier:
                 tensors[f"rocket.{k}"] = v.contiguous()
         meta = {"eai_version": __version__, "kind": "mgst-classifier", "format": 1,
                 "config": self.config.to_dict(), "classes": self.classes,
-                "references": ref_meta, "info": self.info,
+                "references": ref_meta, "domain_heads": domain_heads, "info": self.info,
                 "descriptor_names": list(DESCRIPTOR_NAMES), "channel_names": list(CHANNEL_NAMES)}
         tmp_w, tmp_c = d / (WEIGHTS_FILE + ".tmp"), d / (CONFIG_FILE + ".tmp")
         save_file(tensors, str(tmp_w))
@@ -302,7 +315,11 @@ class MGSTClassifier:
         arrays = {k: v.numpy().astype(np.float64) for k, v in t.items()
                   if k.startswith(("head.", "ref."))}
         names = {k.split(".")[1] for k in arrays if k.startswith("head.")}
-        self.heads = {n: LinearHead.from_state(arrays, f"head.{n}") for n in names}
+        parts = {n: LinearHead.from_state(arrays, f"head.{n}") for n in names}
+        self.heads = {n: h for n, h in parts.items() if "~" not in n}
+        for n, datasets in meta.get("domain_heads", {}).items():
+            self.heads[n] = DomainHead(parts[n], {d: parts[f"{n}~{i}"]
+                                                  for i, d in enumerate(datasets)})
         self.refs = {n: References.from_state(arrays, f"ref.{n}", m)
                      for n, m in meta["references"].items()}
         if "rocket" in self.heads:
