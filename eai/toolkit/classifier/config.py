@@ -28,7 +28,9 @@ class ClassifierConfig:
     - rocket: MiniRocket-style random dilated convolutions (PPV pooling) over per-frame body-frame
       pose and velocity channels -> standardised ridge regression, softmax with a temperature.
     Hyperparameters given as candidate lists are chosen by an inner cross-validation on the
-    training clips only (grouped by clip, so augmented copies never straddle a split).
+    training clips only (grouped by clip, so augmented copies never straddle a split). With
+    clips of several datasets each head has shared weights plus a deviation per dataset
+    (dataset_heads; eai.toolkit.classifier.heads.DomainHead).
     """
 
     branches: tuple[str, ...] = _f(BRANCHES, "Branches to train and average (descriptors, rocket)")
@@ -48,7 +50,7 @@ class ClassifierConfig:
                                  "datasets recorded differently share one origin when trained "
                                  "together; clips of an unseen dataset use the mean of all. "
                                  "Off: on Bandai + sample data + Emotion-Gait it cost 1.3 "
-                                 "points of Bandai accuracy")
+                                 "points of Bandai accuracy (dataset_heads is what keeps it)")
     dataset_heads: bool = _f(True, "When the training clips come from several datasets, each "
                              "linear head learns shared weights plus a deviation per dataset "
                              "(feature augmentation, Daume III 2007); clips of an unseen "

@@ -17,6 +17,9 @@ Content reference (descriptors branch): the descriptors of a clip minus the mean
 training clips of the same dataset and action (the "typical" value for that movement), as the
 descriptor levels are relative to a per-action population. A clip whose action has no
 reference (unseen in training) goes to a second head trained on the raw descriptors.
+
+Several datasets: every head then has shared weights plus a deviation per dataset (heads.
+DomainHead), and each clip is scored with its dataset's weights (docs/evaluate.md).
 """
 
 from __future__ import annotations
