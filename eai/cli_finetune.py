@@ -41,6 +41,10 @@ def register(app: typer.Typer) -> None:
         align_view: str = typer.Option("full", help="What alignment examples show of the "
                                        "motion: full, or semantic (its <semantic> block alone: "
                                        "~40% of the tokens, more steps for the time)."),
+        counterfactuals: int = typer.Option(0, help="Per curated pair, up to N extra "
+                                            "examples with one evidence line and the claim "
+                                            "about it flipped, so claims follow the evidence, "
+                                            "not the emotion (docs/finetune.md)."),
         gradient_checkpointing: bool = typer.Option(False, help="Recompute activations: less "
                                                     "memory, ~30% more time."),
         compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch."
@@ -100,7 +104,8 @@ def register(app: typer.Typer) -> None:
                                      max_length=max_length, save_steps=save_steps, seed=seed,
                                      bf16=bf16, gradient_checkpointing=gradient_checkpointing,
                                      compile=compile,
-                                     label_weight=label_weight, align_view=align_view)
+                                     label_weight=label_weight, align_view=align_view,
+                                     counterfactuals=counterfactuals)
                 info = run_finetune(model, dataset, out, curated, cfg, split_file,
                                     not no_split, resume, force, on_progress)
             except (FinetuneError, ModelError, SplitError, FileNotFoundError, ValueError) as e:

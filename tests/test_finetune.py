@@ -195,6 +195,64 @@ def test_label_tokens_of_each_example_kind(builder, dataset):
     assert sum(row["label_mask"]) == curated.label_len
 
 
+def test_counterfactual_examples_train_the_explanation_under_flipped_evidence(builder, dataset):
+    from eai.toolkit.descriptors import DESCRIPTORS
+
+    def evidence(level):
+        ev = {d.name: {"value": 1.0, "unit": d.unit, "level": "typical"} for d in DESCRIPTORS}
+        ev["stride_length"] = {"value": {"low": 0.5, "high": 2.5}[level], "unit": "1",
+                               "level": level}
+        return ev
+
+    tok = builder.tok
+    cf_builder = ExampleBuilder(tok, builder.skeleton, builder.tpl, builder.labels,
+                                counterfactuals=1, seed=3)
+    clip = load_clips(dataset)[0]
+    motion, semantic = motion_texts(builder.tpl, builder.skeleton, clip)
+    pairs = [("sad", "The person takes short steps.")]
+    plain = builder.instruction(clip, motion, evidence("low"), pairs, semantic,
+                                [evidence("high")])
+    assert [e.kind for e in plain] == ["curated"]  # off by default
+    curated, cf = cf_builder.instruction(clip, motion, evidence("low"), pairs, semantic,
+                                         [evidence("high")])
+    assert (curated.kind, cf.kind) == ("curated", "counterfactual")
+    assert curated.prompt_ids == plain[0].prompt_ids and curated.target_ids == plain[0].target_ids
+    prompt = tok.decode(cf.prompt_ids)
+    assert prompt.endswith("<emotion>sad</emotion><explanation>")  # the label is given
+    assert "takes long strides (stride length 2.5" in prompt
+    assert "takes short steps" not in prompt and "takes short steps" in tok.decode(
+        curated.prompt_ids)
+    assert tok.decode(cf.target_ids) == "The person takes long steps.</explanation>"
+    assert cf.label_len == 0
+    # no donor with the other level: nothing is made up
+    assert [e.kind for e in cf_builder.instruction(clip, motion, evidence("low"), pairs,
+                                                   semantic, [evidence("low")])] == ["curated"]
+    with pytest.raises(FinetuneError, match="--counterfactuals -1: must be positive or 0"):
+        FinetuneConfig(counterfactuals=-1)
+
+
+def test_counterfactual_donors_are_other_training_clips_of_the_same_action(
+        builder, dataset, tmp_path, monkeypatch):
+    import eai.toolkit.finetune.examples as examples
+
+    train = split_ids(dataset, "train")
+    clips = {c.clip_id: c for c in load_clips(dataset)}
+    calls = []
+
+    def spy(text, evidence, donors, rng, limit):
+        calls.append((text, len(donors), limit))
+        return []
+
+    monkeypatch.setattr(examples, "counterfactuals", spy)
+    cf_builder = ExampleBuilder(builder.tok, builder.skeleton, builder.tpl, builder.labels,
+                                counterfactuals=2)
+    curated = _write(tmp_path / "c.jsonl", [_pair(train[0], builder.labels[0], "Slow steps.")])
+    build_training_data(dataset, cf_builder, curated, None)
+    key = (clips[train[0]].dataset, clips[train[0]].action)
+    same = [i for i in train if (clips[i].dataset, clips[i].action) == key and i != train[0]]
+    assert calls == [("Slow steps.", len(same), 2)]  # curated clips only, never the clip itself
+
+
 # -- the evaluation split ---------------------------------------------------------------------
 def test_an_evaluation_clip_in_the_curated_pairs_is_refused(builder, dataset, tmp_path):
     test_clip = split_ids(dataset, "test")[0]

@@ -54,6 +54,23 @@ def _curated_pairs(path: Path | None, labels: list[str], warnings: list[str]
     return by_clip, counts
 
 
+def _training_evidence(dataset: Path, builder: ExampleBuilder, train_ids: list[str],
+                       pairs: dict) -> tuple[dict[str, dict], dict[tuple, list]]:
+    """Evidence of every training clip, and the clips of each (dataset, action): the donors of
+    the counterfactual examples (only computed when there are curated pairs to flip)."""
+    from eai.toolkit.dataset import iter_clips
+    from eai.toolkit.drafting.evidence import clip_evidence
+
+    evidence: dict[str, dict] = {}
+    by_action: dict[tuple, list] = defaultdict(list)
+    if not builder.counterfactuals or not pairs:
+        return evidence, by_action
+    for clip in iter_clips(dataset, clip_ids=train_ids):
+        evidence[clip.clip_id] = clip_evidence(clip, builder.skeleton.levels)
+        by_action[(clip.dataset, clip.action)].append((clip.clip_id, evidence[clip.clip_id]))
+    return evidence, by_action
+
+
 def build_training_data(dataset: Path, builder: ExampleBuilder, curated: Path | None,
                         split_file: Path | None, use_split: bool = True,
                         max_length: int = 1024, on_clip=None) -> TrainingData:
@@ -91,9 +108,13 @@ def build_training_data(dataset: Path, builder: ExampleBuilder, curated: Path | 
         warnings.append(f"{len(unknown)} curated pair(s) name clips that are not in {dataset} "
                         f"(e.g. {unknown[0]}); skipped")
     train_ids = [i for i in ids if i not in test_ids]
+    evidence, by_action = _training_evidence(dataset, builder, train_ids, pairs)
     stage1, stage2, too_long = [], [], 0
     for clip in iter_clips(dataset, clip_ids=train_ids):
-        for ex in builder.for_clip(clip, pairs.get(clip.clip_id, [])):
+        donors = [e for cid, e in by_action.get((clip.dataset, clip.action), [])
+                  if cid != clip.clip_id]
+        for ex in builder.for_clip(clip, pairs.get(clip.clip_id, []),
+                                   evidence.get(clip.clip_id), donors):
             if ex.length > max_length:
                 too_long += 1
                 continue

@@ -10,7 +10,10 @@ model learns is exactly what drafting asks:
     <explanation>..</explanation>`; rejected pairs never become targets;
   - "label_only": a labelled clip without a usable reviewed pair -> `<emotion>LABEL</emotion>`
     and nothing after it (no invented explanation, and no end token that would teach the model
-    to stop before explaining).
+    to stop before explaining);
+  - "counterfactual": a curated pair with one evidence line and the claim about it flipped
+    (eai.toolkit.finetune.counterfactual); the emotion is part of the prompt, the target is the
+    explanation alone.
 Alignment examples show the whole motion (`align_view="full"`) or its `<semantic>` block alone
 (`"semantic"`: descriptor levels and the clip-embedding code, ~140 tokens instead of ~350 on
 Bandai-Namco, so a CPU gets about three times the alignment steps for the same time; what the
@@ -22,6 +25,7 @@ the same code drafting uses.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -37,6 +41,7 @@ from eai.toolkit.drafting.prompts import (
     prompt_text,
     separate_semantic,
 )
+from eai.toolkit.finetune.counterfactual import Counterfactual, counterfactuals
 
 
 @dataclass
@@ -71,12 +76,12 @@ class ExampleBuilder:
     """Renders examples for one model directory (its tokenizers, template and label set)."""
 
     def __init__(self, tokenizer, skeleton, template: PromptTemplate, labels: Sequence[str],
-                 align_view: str = "full"):
+                 align_view: str = "full", counterfactuals: int = 0, seed: int = 0):
         if align_view not in ALIGN_VIEWS:
             raise ValueError(f"align view {align_view!r}: expected one of "
                              f"{', '.join(ALIGN_VIEWS)}")
         self.tok, self.skeleton, self.tpl, self.labels = tokenizer, skeleton, template, list(labels)
-        self.align_view = align_view
+        self.align_view, self.counterfactuals, self.seed = align_view, counterfactuals, seed
         eos = tokenizer.eos_token_id
         self.eos = [eos] if eos is not None else []
         self.emotion_end = tokenizer.convert_tokens_to_ids(EMOTION_END)
@@ -110,26 +115,44 @@ class ExampleBuilder:
         return out
 
     def instruction(self, clip: Clip, motion: str, evidence: dict,
-                    pairs: Iterable[tuple[str, str]], semantic: str = "") -> list[Example]:
+                    pairs: Iterable[tuple[str, str]], semantic: str = "",
+                    donors: Sequence[dict] = ()) -> list[Example]:
         """pairs: (emotion, explanation) of the clip's trainable curated pairs; none -> one
-        label-only example when the clip carries an emotion of the label set."""
+        label-only example when the clip carries an emotion of the label set. donors: evidence
+        of other training clips of the same action, for the counterfactuals."""
         msgs = model_messages(self.tpl, motion, evidence, clip.action, self.labels, semantic)
         prompt = self._prompt(msgs, EMOTION_START)
-        targets = [self._answer(e, text) for e, text in dict.fromkeys(pairs)]
+        pairs = list(dict.fromkeys(pairs))
         out = [Example(clip.clip_id, 2, "curated", prompt, t, self._label_len(t))
-               for t in targets]
+               for t in (self._answer(e, text) for e, text in pairs)]
         if not out and clip.emotion in self.labels:
             target = self._answer(clip.emotion, None)
             out.append(Example(clip.clip_id, 2, "label_only", prompt, target,
                                self._label_len(target)))
+        for i, (emotion, text) in enumerate(pairs if self.counterfactuals else []):
+            rng = random.Random(f"{self.seed}\t{clip.clip_id}\t{i}")
+            for cf in counterfactuals(text, evidence, donors, rng, self.counterfactuals):
+                out.append(self._counterfactual(clip, motion, semantic, emotion, cf))
         return out
 
-    def for_clip(self, clip: Clip, pairs: Sequence[tuple[str, str]]) -> list[Example]:
+    def _counterfactual(self, clip: Clip, motion: str, semantic: str, emotion: str,
+                        cf: Counterfactual) -> Example:
+        # the answer up to the explanation is prompt: the flipped evidence may not fit the
+        # label, so only the explanation is trained
+        head, tail = self.tpl.answer.split("{explanation}")
+        msgs = model_messages(self.tpl, motion, cf.evidence, clip.action, self.labels, semantic)
+        return Example(clip.clip_id, 2, "counterfactual",
+                       self._prompt(msgs, head.format(emotion=emotion)),
+                       encode(self.tok, cf.explanation + tail.format(emotion=emotion)))
+
+    def for_clip(self, clip: Clip, pairs: Sequence[tuple[str, str]],
+                 evidence: dict | None = None, donors: Sequence[dict] = ()) -> list[Example]:
         motion, semantic = motion_texts(self.tpl, self.skeleton, clip)
-        evidence = clip_evidence(clip, self.skeleton.levels)
+        if evidence is None:
+            evidence = clip_evidence(clip, self.skeleton.levels)
         # the semantic view: the motion without its steps (and, in v2 templates, without the
         # semantic block, which `semantic` already holds)
         align_motion = motion if self.align_view == "full" else self.skeleton.tokens_text(
             clip, sep="", semantic=not separate_semantic(self.tpl), spatio_temporal=False)
         return self.alignment(clip, align_motion, evidence, semantic) + \
-            self.instruction(clip, motion, evidence, pairs, semantic)
+            self.instruction(clip, motion, evidence, pairs, semantic, donors)

@@ -115,7 +115,8 @@ def run_finetune(model_dir: str | Path, dataset: str | Path, out: str | Path,
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     skeleton = load_skeleton_tokenizer(model_dir)
     builder = ExampleBuilder(tokenizer, skeleton, load_template(parent.prompt_template),
-                             parent.label_set, cfg.align_view)
+                             parent.label_set, cfg.align_view, cfg.counterfactuals,
+                             cfg.seed)
     if on_progress:
         on_progress("data", 0, 0, None)
     data: TrainingData = build_training_data(dataset, builder, Path(curated) if curated else None,

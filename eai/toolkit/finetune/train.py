@@ -59,6 +59,9 @@ class FinetuneConfig:
     # what alignment examples show of the motion: "full", or "semantic" (the <semantic> block
     # alone: ~40% of the tokens per example; see eai.toolkit.finetune.examples)
     align_view: str = "full"
+    # per curated pair, up to N examples with one evidence line and its claim flipped
+    # (eai.toolkit.finetune.counterfactual)
+    counterfactuals: int = 0
 
     def __post_init__(self) -> None:
         from eai.toolkit.finetune.examples import ALIGN_VIEWS
@@ -71,12 +74,13 @@ class FinetuneConfig:
                   ("batch_size", self.batch_size > 0), ("grad_accum", self.grad_accum > 0),
                   ("max_length", self.max_length > 16), ("save_steps", self.save_steps > 0),
                   ("max_steps", self.max_steps is None or self.max_steps > 0),
-                  ("label_weight", self.label_weight >= 0)]
+                  ("label_weight", self.label_weight >= 0),
+                  ("counterfactuals", self.counterfactuals >= 0)]
         for name, ok in checks:
             if not ok:
                 raise FinetuneError(f"--{name.replace('_', '-')} {getattr(self, name)}: "
-                                    f"must be positive" + (" or 0" if name == "label_weight"
-                                                           else ""))
+                                    f"must be positive" + (" or 0" if name in (
+                                        "label_weight", "counterfactuals") else ""))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

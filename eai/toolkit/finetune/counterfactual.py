@@ -1,0 +1,127 @@
+"""Counterfactual evidence: a reviewed explanation with one claim and its evidence flipped.
+
+Why: the curated pairs teach *what* an explanation looks like, but with a few dozen of them a
+small model also learns which claims go with which emotion ("long strides" for anger) and then
+writes them whatever the evidence says; measured on Bandai-Namco (BENCHMARKS.md section 7) those
+stereotypes were most of the contradictions left after finetuning. A counterfactual example
+shows the same clip, emotion and reviewed text, with one measurement in the prompt's evidence
+replaced by the opposite level and the claim about it flipped to match, one word (or a
+fixed phrase such as "close to") of the reviewer's text changed: "short steps" -> "long
+steps". The only thing
+that differs between the two examples is the evidence line and the claim, so the one thing they
+teach together is that the claim follows the evidence.
+
+Rules that keep a counterfactual honest:
+- the flipped value is a real one: borrowed from a training clip of the same action (and
+  dataset) whose level of that descriptor is the opposite one; no donor, no counterfactual;
+- the descriptor must be one the prompt shows (its evidence line changes);
+- the faithfulness check confirms both sides: the original text is faithful to the original
+  evidence, the flipped text is faithful to the flipped evidence with the flipped claim
+  supported, and the flipped text contradicts the original evidence;
+- the emotion is given in the prompt, not trained on: the flipped evidence may not fit the
+  label, so the example teaches the explanation only (eai.toolkit.finetune.examples).
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from eai.toolkit.drafting.evidence import evidence_lines
+from eai.toolkit.drafting.faithfulness import check_faithfulness
+
+# one word of a claim's phrase -> its opposite (lower case; the case of the text is kept)
+# Whole phrases first (they would read badly word by word: "arms close to" -> "arms wide to").
+PHRASE_OPPOSITES: dict[str, str] = {"close to": "away from", "away from": "close to"}
+OPPOSITES: dict[str, str] = {}
+for _a, _b in [("high", "low"), ("higher", "lower"), ("slow", "fast"), ("slowly", "quickly"),
+               ("slower", "faster"), ("short", "long"), ("shorter", "longer"),
+               ("raised", "lowered"), ("raises", "lowers"), ("raise", "lower"),
+               ("raising", "lowering"), ("up", "down"), ("small", "large"),
+               ("reduced", "increased"), ("wide", "narrow"), ("open", "closed"),
+               ("rapid", "slow"), ("quick", "slow"), ("quickly", "slowly"), ("brisk", "slow"),
+               ("little", "much"), ("upright", "stooped"), ("straight", "rounded"),
+               ("close", "wide"), ("minimal", "large"), ("limited", "large")]:
+    OPPOSITES.setdefault(_a, _b)
+    OPPOSITES.setdefault(_b, _a)
+del _a, _b
+_WORD = re.compile(r"[A-Za-z]+(?:-[A-Za-z]+)?")
+_OTHER = {"low": "high", "high": "low"}
+
+
+@dataclass(frozen=True)
+class Counterfactual:
+    descriptor: str
+    evidence: dict  # the clip's evidence with that descriptor's value and level replaced
+    explanation: str  # the reviewed text with the claim flipped
+    original_phrase: str
+    flipped_phrase: str
+
+
+def _match_case(word: str, like: str) -> str:
+    return word.capitalize() if like[:1].isupper() else word
+
+
+def flip_phrase(phrase: str) -> str | None:
+    """The phrase with its first part that has an opposite replaced by it, or None."""
+    for words, opposite in PHRASE_OPPOSITES.items():
+        m = re.search(rf"\b{words}\b", phrase, re.IGNORECASE)
+        if m:
+            return phrase[:m.start()] + _match_case(opposite, m.group()) + phrase[m.end():]
+    for m in _WORD.finditer(phrase):
+        opposite = OPPOSITES.get(m.group().lower())
+        if opposite:
+            return phrase[:m.start()] + _match_case(opposite, m.group()) + phrase[m.end():]
+    return None
+
+
+def _shown(evidence: Mapping) -> list[str]:
+    return evidence_lines(evidence)
+
+
+def counterfactuals(text: str, evidence: Mapping, donors: Sequence[Mapping],
+                    rng: random.Random, limit: int = 1) -> list[Counterfactual]:
+    """Up to `limit` counterfactuals of `text` (one claim flipped each, different descriptors),
+    in random order among the candidates that pass every rule of the module doc. `donors`:
+    the evidence of other training clips of the same action."""
+    original = check_faithfulness(text, evidence)
+    if not original.faithful:
+        return []
+    shown = _shown(evidence)
+    claims = [c for c in original.claims if c.status == "supported" and not c.negated
+              and c.measured in _OTHER]
+    rng.shuffle(claims)
+    out: list[Counterfactual] = []
+    for claim in claims:
+        if len(out) >= limit:
+            break
+        if any(cf.descriptor == claim.descriptor for cf in out):
+            continue
+        flipped = flip_phrase(claim.phrase)
+        if flipped is None:
+            continue
+        want = _OTHER[claim.measured]
+        pool = [d for d in donors
+                if (d.get(claim.descriptor) or {}).get("level") == want
+                and (d.get(claim.descriptor) or {}).get("value") is not None]
+        if not pool:
+            continue
+        cf_evidence = copy.deepcopy(dict(evidence))
+        cf_evidence[claim.descriptor] = dict(rng.choice(pool)[claim.descriptor])
+        if _shown(cf_evidence) == shown:  # the prompt would not show the change
+            continue
+        new_text = text[:claim.start] + flipped + text[claim.start + len(claim.phrase):]
+        on_cf = check_faithfulness(new_text, cf_evidence)
+        on_original = check_faithfulness(new_text, evidence)
+        end = claim.start + len(flipped)
+        supported = any(c.descriptor == claim.descriptor and c.status == "supported"
+                        and c.start < end and c.start + len(c.phrase) > claim.start
+                        for c in on_cf.claims)
+        contradicts = any(c.descriptor == claim.descriptor for c in on_original.contradictions)
+        if on_cf.faithful and supported and contradicts:
+            out.append(Counterfactual(claim.descriptor, cf_evidence, new_text, claim.phrase,
+                                      flipped))
+    return out
