@@ -121,7 +121,10 @@ def register(app: typer.Typer) -> None:
         console.print(f"examples: {c.get('examples_describe', 0)} describe + "
                       f"{c.get('examples_label', 0)} label (alignment), "
                       f"{c.get('examples_curated', 0)} curated + {c.get('examples_label_only', 0)}"
-                      f" label-only (instruction); {c['test_clips']} evaluation clips kept out",
+                      f" label-only"
+                      + (f" + {c['examples_counterfactual']} counterfactual"
+                         if c.get("examples_counterfactual") else "")
+                      + f" (instruction); {c['test_clips']} evaluation clips kept out",
                       highlight=False, soft_wrap=True)
         for stage in ("alignment", "instruction"):
             s = m.get(stage, {})
