@@ -33,10 +33,6 @@ class Rows:
         names = sorted(set(self.domain.tolist()))
         return names if len(names) > 1 else []
 
-    def take(self, index: np.ndarray) -> Rows:
-        return Rows(self.x[index], self.y[index], self.group[index], self.tta[index],
-                    None if self.domain is None else self.domain[index])
-
 
 @dataclass
 class LinearHead:
@@ -207,7 +203,7 @@ def _fit_logreg(x: np.ndarray, y: np.ndarray, n_classes: int, C: float,
 
 
 def fit_logreg(rows: Rows, n_classes: int, candidates: tuple[float, ...], folds: int,
-               seed: int) -> tuple[LinearHead, dict]:
+               seed: int) -> tuple[LinearHead | DomainHead, dict]:
     """Standardised multinomial logistic regression; C by inner CV (accuracy, then log-loss)."""
     splits = inner_folds(rows, folds, seed)
     names = rows.domains()
@@ -244,7 +240,7 @@ def _ridge_dual(K: np.ndarray, Y: np.ndarray, alphas: list[float]) -> list[np.nd
 
 def fit_ridge(rows: Rows, n_classes: int, alphas: tuple[float, ...],
               temperatures: tuple[float, ...], folds: int, seed: int
-              ) -> tuple[LinearHead, dict]:
+              ) -> tuple[LinearHead | DomainHead, dict]:
     """Ridge regression of one-hot labels on standardised features; alpha by inner CV
     (accuracy, then log-loss at the best temperature) and the softmax temperature by inner CV
     (least log-loss)."""

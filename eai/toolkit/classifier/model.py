@@ -180,8 +180,8 @@ class MGSTClassifier:
             feats = self._relative("dataset_rocket", clips, self.rocket.transform(series), group,
                                    tta, fit=True)
             head, info = fit_ridge(Rows(feats, y, group, tta, domain), n_classes,
-                                   cfg.rocket_alphas,
-                                   cfg.rocket_temperatures, cfg.inner_folds, cfg.seed)
+                                   cfg.rocket_alphas, cfg.rocket_temperatures, cfg.inner_folds,
+                                   cfg.seed)
             self.heads["rocket"], self.info["rocket"] = head, info
         self._fitted = True
 

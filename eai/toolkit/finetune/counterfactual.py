@@ -5,15 +5,14 @@ small model also learns which claims go with which emotion ("long strides" for a
 writes them whatever the evidence says; measured on Bandai-Namco (BENCHMARKS.md section 7) those
 stereotypes were most of the contradictions left after finetuning. A counterfactual example
 shows the same clip, emotion and reviewed text, with one measurement in the prompt's evidence
-replaced by the opposite level and the claim about it flipped to match, one word (or a
-fixed phrase such as "close to") of the reviewer's text changed: "short steps" -> "long
-steps". The only thing
-that differs between the two examples is the evidence line and the claim, so the one thing they
-teach together is that the claim follows the evidence.
+replaced by the opposite level and the claim about it flipped to match: one word, or a fixed
+phrase such as "close to", of the reviewer's text changed ("short steps" -> "long steps"). The
+only thing that differs between the two examples is the evidence line and the claim, so the one
+thing they teach together is that the claim follows the evidence.
 
 Rules that keep a counterfactual honest:
-- the flipped value is a real one: borrowed from a training clip of the same action (and
-  dataset) whose level of that descriptor is the opposite one; no donor, no counterfactual;
+- the flipped value is a real one: borrowed from a training clip of the same dataset and
+  action whose level of that descriptor is the opposite one; no donor, no counterfactual;
 - the descriptor must be one the prompt shows (its evidence line changes);
 - the faithfulness check confirms both sides: the original text is faithful to the original
   evidence, the flipped text is faithful to the flipped evidence with the flipped claim
@@ -33,8 +32,8 @@ from dataclasses import dataclass
 from eai.toolkit.drafting.evidence import evidence_lines
 from eai.toolkit.drafting.faithfulness import check_faithfulness
 
-# one word of a claim's phrase -> its opposite (lower case; the case of the text is kept)
-# Whole phrases first (they would read badly word by word: "arms close to" -> "arms wide to").
+# What flips a claim: a fixed phrase (tried first: word by word "arms close to" would become
+# "arms wide to"), else one word; lower case, the case of the text is kept.
 PHRASE_OPPOSITES: dict[str, str] = {"close to": "away from", "away from": "close to"}
 OPPOSITES: dict[str, str] = {}
 for _a, _b in [("high", "low"), ("higher", "lower"), ("slow", "fast"), ("slowly", "quickly"),
@@ -78,10 +77,6 @@ def flip_phrase(phrase: str) -> str | None:
     return None
 
 
-def _shown(evidence: Mapping) -> list[str]:
-    return evidence_lines(evidence)
-
-
 def counterfactuals(text: str, evidence: Mapping, donors: Sequence[Mapping],
                     rng: random.Random, limit: int = 1) -> list[Counterfactual]:
     """Up to `limit` counterfactuals of `text` (one claim flipped each, different descriptors),
@@ -90,7 +85,7 @@ def counterfactuals(text: str, evidence: Mapping, donors: Sequence[Mapping],
     original = check_faithfulness(text, evidence)
     if not original.faithful:
         return []
-    shown = _shown(evidence)
+    shown = evidence_lines(evidence)  # what the prompt shows of it
     claims = [c for c in original.claims if c.status == "supported" and not c.negated
               and c.measured in _OTHER]
     rng.shuffle(claims)
@@ -111,7 +106,7 @@ def counterfactuals(text: str, evidence: Mapping, donors: Sequence[Mapping],
             continue
         cf_evidence = copy.deepcopy(dict(evidence))
         cf_evidence[claim.descriptor] = dict(rng.choice(pool)[claim.descriptor])
-        if _shown(cf_evidence) == shown:  # the prompt would not show the change
+        if evidence_lines(cf_evidence) == shown:  # the prompt would not show the change
             continue
         new_text = text[:claim.start] + flipped + text[claim.start + len(claim.phrase):]
         on_cf = check_faithfulness(new_text, cf_evidence)
