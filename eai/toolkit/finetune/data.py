@@ -57,7 +57,9 @@ def _curated_pairs(path: Path | None, labels: list[str], warnings: list[str]
 def _training_evidence(dataset: Path, builder: ExampleBuilder, train_ids: list[str],
                        pairs: dict) -> tuple[dict[str, dict], dict[tuple, list]]:
     """Evidence of every training clip, and the clips of each (dataset, action): the donors of
-    the counterfactual examples (only computed when there are curated pairs to flip)."""
+    the counterfactual examples (only computed when there are curated pairs to flip). A pass
+    of its own over the clips: keeping them all loaded for the second would cost the memory of
+    the whole dataset, the evidence is a few kB per clip."""
     from eai.toolkit.dataset import iter_clips
     from eai.toolkit.drafting.evidence import clip_evidence
 
