@@ -334,3 +334,12 @@ def test_on_real_descriptor_levels(sample_dataset):
         assert wrong.contradictions[0].descriptor == "root_speed_mean"
         assert wrong.contradictions[0].value == pytest.approx(values["root_speed_mean"])
     assert seen == {"low", "high"}  # the sample set has both slow and fast walkers
+
+
+@pytest.mark.parametrize("text,claimed", [
+    ("a high vertical bounce", "high"), ("a lot of bounce", "high"), ("a low bounce", "low"),
+    ("little vertical bounce", "low"), ("bouncing along", "high")])
+def test_bounce_phrases_are_one_claim(text, claimed):
+    c = only_claim(text, ev(pelvis_bounce="low"))
+    assert (c.phrase in text, c.claimed, c.negated) == (True, claimed, False)
+    assert c.status == ("supported" if claimed == "low" else "contradicted")
