@@ -50,7 +50,7 @@ class ClassifierConfig:
                                  "datasets recorded differently share one origin when trained "
                                  "together; clips of an unseen dataset use the mean of all. "
                                  "Off: on Bandai + sample data + Emotion-Gait it cost 1.3 "
-                                 "points of Bandai accuracy (dataset_heads is what keeps it)")
+                                 "points of Bandai accuracy (dataset_heads takes back most of it)")
     dataset_heads: bool = _f(True, "When the training clips come from several datasets, each "
                              "linear head learns shared weights plus a deviation per dataset "
                              "(feature augmentation, Daume III 2007); clips of an unseen "
