@@ -167,17 +167,47 @@ def test_ridge_domain_heads_equal_the_explicit_augmented_features():
     rows = _two_domain_rows()
     head, _ = fit_ridge(rows, 2, (0.5,), (1.0,), folds=0, seed=0)
     assert isinstance(head, DomainHead) and sorted(head.by_domain) == ["a", "b"]
-    # the same ridge on [z, z*[a], z*[b], [a], [b]] written out (z standardised, / sqrt(F))
-    z = standardise(rows.x, head.shared.mean, head.shared.std) / np.sqrt(rows.x.shape[1])
+    # the same ridge on [z, z*[a], z*[b], [a], [b]] written out (z standardised with each
+    # dataset's own statistics, / sqrt(F))
+    root = np.sqrt(rows.x.shape[1])
+    z = np.zeros_like(rows.x)
+    for name, h in head.by_domain.items():
+        r = rows.domain == name
+        np.testing.assert_allclose(h.mean, rows.x[r].mean(0))
+        z[r] = standardise(rows.x[r], h.mean, h.std) / root
     oh = np.stack([rows.domain == "a", rows.domain == "b"], 1).astype(float)
     phi = np.hstack([z, z * oh[:, [0]], z * oh[:, [1]], oh])
     Y = np.eye(2)[rows.y]
     A = np.linalg.solve(phi @ phi.T + 0.5 * np.eye(len(Y)), Y - Y.mean(0))
     expected = phi @ (phi.T @ A) + Y.mean(0)
     np.testing.assert_allclose(head.scores(rows.x, rows.domain), expected, atol=1e-8)
-    # a dataset the head has not seen gets the shared weights only
+    # a dataset the head has not seen: the shared weights on the statistics of all rows
+    np.testing.assert_allclose(head.shared.mean, rows.x.mean(0))
+    pooled_z = standardise(rows.x, head.shared.mean, head.shared.std) / root
     np.testing.assert_allclose(head.scores(rows.x, np.full(len(Y), "c")),
-                               z @ (z.T @ A) + Y.mean(0), atol=1e-8)
+                               pooled_z @ (z.T @ A) + Y.mean(0), atol=1e-8)
+
+
+@pytest.mark.parametrize("fit", ["logreg", "ridge"])
+def test_a_dataset_recorded_on_another_scale_changes_no_scores(fit):
+    """Each dataset is standardised with its own statistics: measuring one of them in other
+    units (x -> 7 x - 20) leaves every dataset's scores as they were."""
+    from eai.toolkit.classifier.heads import fit_logreg, fit_ridge
+
+    def train(rows):
+        if fit == "logreg":
+            return fit_logreg(rows, 2, (1.0,), folds=0, seed=0)[0]
+        return fit_ridge(rows, 2, (0.1,), (1.0,), folds=0, seed=0)[0]
+
+    rows = _two_domain_rows()
+    b = rows.domain == "b"
+    moved = dataclasses.replace(rows, x=np.where(b[:, None], 7 * rows.x - 20, rows.x))
+    np.testing.assert_allclose(train(moved).scores(moved.x, moved.domain),
+                               train(rows).scores(rows.x, rows.domain), atol=1e-6)
+    # a dataset with too few clips for statistics of its own uses those of all rows
+    few = dataclasses.replace(moved, domain=np.where(np.arange(len(b)) < 75, "a", "b"))
+    head = train(few)
+    np.testing.assert_array_equal(head.by_domain["b"].mean, head.shared.mean)
 
 
 @pytest.mark.parametrize("fit", ["logreg", "ridge"])
@@ -218,3 +248,18 @@ def test_two_datasets_save_and_load_their_heads(sample, tmp_path):
     plain = MGSTClassifier(ClassifierConfig(dataset_heads=False, **FAST))
     plain.fit(clips, sample.labels, sample.classes)
     assert not any(isinstance(h, DomainHead) for h in plain.heads.values())
+
+
+def test_each_dataset_gets_the_hyperparameters_its_own_clips_choose():
+    from eai.toolkit.classifier.heads import MIN_DOMAIN_CLIPS, _choose
+
+    n = MIN_DOMAIN_CLIPS
+    y = np.zeros(2 * n + 3, int)
+    dom = np.array(["a"] * n + ["b"] * n + ["tiny"] * 3)
+    right, wrong = np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])
+    # candidate 0.1 is right on a and tiny, 1.0 on b; pooled: b + tiny outnumber a
+    s01 = np.vstack([right] * n + [wrong] * n + [right] * 3)
+    s10 = np.vstack([wrong] * (n - 5) + [right] * 5 + [right] * n + [wrong] * 3)
+    pooled, per, results = _choose([0.1, 1.0], [s01, s10], y, dom, ["a", "b", "tiny"])
+    assert pooled == 1.0 and len(results) == 2
+    assert per == {"a": 0.1, "b": 1.0, "tiny": 1.0}  # too few clips of its own: pooled

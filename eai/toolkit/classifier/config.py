@@ -29,8 +29,9 @@ class ClassifierConfig:
       pose and velocity channels -> standardised ridge regression, softmax with a temperature.
     Hyperparameters given as candidate lists are chosen by an inner cross-validation on the
     training clips only (grouped by clip, so augmented copies never straddle a split). With
-    clips of several datasets each head has shared weights plus a deviation per dataset
-    (dataset_heads; eai.toolkit.classifier.heads.DomainHead).
+    clips of several datasets each head has shared weights plus a deviation per dataset, with
+    each dataset's own standardisation and inner-CV choice (dataset_heads;
+    eai.toolkit.classifier.heads.DomainHead).
     """
 
     branches: tuple[str, ...] = _f(BRANCHES, "Branches to train and average (descriptors, rocket)")
@@ -50,10 +51,12 @@ class ClassifierConfig:
                                  "datasets recorded differently share one origin when trained "
                                  "together; clips of an unseen dataset use the mean of all. "
                                  "Off: on Bandai + sample data + Emotion-Gait it cost 1.3 "
-                                 "points of Bandai accuracy (dataset_heads takes back most of it)")
+                                 "points of Bandai accuracy (dataset_heads does not)")
     dataset_heads: bool = _f(True, "When the training clips come from several datasets, each "
                              "linear head learns shared weights plus a deviation per dataset "
-                             "(feature augmentation, Daume III 2007); clips of an unseen "
+                             "(feature augmentation, Daume III 2007), standardises each "
+                             "dataset with its own statistics and chooses each dataset's "
+                             "hyperparameters on its own validation clips; clips of an unseen "
                              "dataset use the shared weights. No effect on one dataset")
     min_reference_clips: int = _f(3, "Least training clips of an action for it to get a "
                                   "reference")

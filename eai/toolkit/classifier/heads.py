@@ -105,6 +105,29 @@ def _split_domain_coef(coef: np.ndarray, intercept: np.ndarray, names: list[str]
     return (shared, intercept), per
 
 
+# A dataset gets feature statistics and hyperparameters of its own when it has at least this
+# many training clips; a smaller one (a handful of fixture clips) takes those of all clips.
+MIN_DOMAIN_CLIPS = 10
+
+
+def _standardised(x: np.ndarray, domain: np.ndarray | None, names: list[str],
+                  group: np.ndarray) -> tuple[np.ndarray, tuple, dict[str, tuple]]:
+    """(z, pooled (mean, std), {dataset: (mean, std)}): each row standardised with its own
+    dataset's statistics when that dataset has MIN_DOMAIN_CLIPS clips or more (label-free;
+    datasets recorded or synthesised differently then share one origin and scale, and a big
+    dataset's features keep the geometry they have when it is trained alone), else with the
+    statistics of all rows, which a dataset unseen in training is scored with too."""
+    pooled = fit_standardiser(x)
+    z = standardise(x, *pooled)
+    stats = dict.fromkeys(names, pooled)
+    for n in names:
+        rows = domain == n
+        if len(np.unique(group[rows])) >= MIN_DOMAIN_CLIPS:
+            stats[n] = fit_standardiser(x[rows])
+            z[rows] = standardise(x[rows], *stats[n])
+    return z, pooled, stats
+
+
 def fit_standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Column mean and std ignoring NaN; all-NaN columns get mean 0, constant ones std 1."""
     x = np.where(np.isfinite(x), x, np.nan)
@@ -170,16 +193,39 @@ def _best(results: list[tuple[float, float, float]]) -> float:
     return max(results, key=lambda r: (round(r[1], 9), -r[2]))[0]
 
 
+def _choose(candidates: list, scores: list[np.ndarray], y: np.ndarray, dom: np.ndarray | None,
+            names: list[str], rate=None) -> tuple[object, dict[str, object], list]:
+    """The best candidate on all validation clips, and per dataset on that dataset's own clips.
+
+    scores[i]: (n, C) validation scores of candidates[i]; rate(s, y) -> (accuracy, nll) of a
+    candidate on some clips (default: accuracy and log-loss of s). Choosing per dataset is what
+    keeps joint training from costing a dataset accuracy: a big dataset's weights are
+    regularised as its own clips ask, not as the pooled validation (which a small synthetic
+    set can dominate) prefers. Returns (pooled best, {dataset: best}, pooled results)."""
+    rate = rate or (lambda s, yy: (float(np.mean(s.argmax(1) == yy)), _nll(s, yy)))
+
+    def best_on(mask: np.ndarray) -> tuple[object, list]:
+        results = [(c, *rate(s[mask], y[mask])) for c, s in zip(candidates, scores)]
+        return _best(results), results
+
+    pooled, results = best_on(np.ones(len(y), bool))
+    per = {}
+    for n in names:
+        mask = dom == n
+        per[n] = best_on(mask)[0] if mask.sum() >= MIN_DOMAIN_CLIPS else pooled
+    return pooled, per, results
+
+
 # --- logistic regression ----------------------------------------------------------------------
 
 def _fit_logreg(x: np.ndarray, y: np.ndarray, n_classes: int, C: float,
-                domain: np.ndarray | None = None, names: Sequence[str] = ()
-                ) -> LinearHead | DomainHead:
+                domain: np.ndarray | None = None, names: Sequence[str] = (),
+                group: np.ndarray | None = None) -> LinearHead | DomainHead:
+    """group (the rows' source clips) is needed with names (several datasets)."""
     from sklearn.linear_model import LogisticRegression
 
-    mean, std = fit_standardiser(x)
-    z = standardise(x, mean, std)
     names = list(names)
+    z, (mean, std), stats = _standardised(x, domain, names, group)
     if names:
         z = _domain_design(z, domain, names)
     coef = np.zeros((n_classes, z.shape[1]))
@@ -199,34 +245,43 @@ def _fit_logreg(x: np.ndarray, y: np.ndarray, n_classes: int, C: float,
         return LinearHead(mean, std, coef, intercept)
     shared, per = _split_domain_coef(coef, intercept, names, x.shape[1])
     return DomainHead(LinearHead(mean, std, *shared),
-                      {n: LinearHead(mean, std, *ci) for n, ci in per.items()})
+                      {n: LinearHead(*stats[n], *ci) for n, ci in per.items()})
 
 
 def fit_logreg(rows: Rows, n_classes: int, candidates: tuple[float, ...], folds: int,
                seed: int) -> tuple[LinearHead | DomainHead, dict]:
-    """Standardised multinomial logistic regression; C by inner CV (accuracy, then log-loss)."""
+    """Standardised multinomial logistic regression; C by inner CV (accuracy, then log-loss),
+    per dataset when there are several (`_choose`)."""
     splits = inner_folds(rows, folds, seed)
     names = rows.domains()
     dom = rows.domain
     if splits and len(candidates) > 1:
-        results = []
-        for C in candidates:
-            s_all, y_all = [], []
-            for tr, va in splits:
+        scores: list[list[np.ndarray]] = [[] for _ in candidates]
+        y_val, d_val = [], []
+        for tr, va in splits:
+            _, first = np.unique(rows.group[va], return_index=True)
+            y_val.append(rows.y[va][first])
+            d_val.append(None if dom is None else dom[va][first])
+            for i, C in enumerate(candidates):
                 head = _fit_logreg(rows.x[tr], rows.y[tr], n_classes, C,
-                                   None if dom is None else dom[tr], names)
-                _, s = tta_mean(head.scores(rows.x[va], None if dom is None else dom[va]),
-                                rows.group[va])
-                _, first = np.unique(rows.group[va], return_index=True)
-                s_all.append(s)
-                y_all.append(rows.y[va][first])
-            s, y = np.concatenate(s_all), np.concatenate(y_all)
-            results.append((C, float(np.mean(s.argmax(1) == y)), _nll(s, y)))
-        best = _best(results)
+                                   None if dom is None else dom[tr], names, rows.group[tr])
+                scores[i].append(tta_mean(head.scores(rows.x[va], None if dom is None
+                                                      else dom[va]), rows.group[va])[1])
+        best, per, results = _choose(list(candidates), [np.concatenate(v) for v in scores],
+                                     np.concatenate(y_val),
+                                     None if dom is None else np.concatenate(d_val), names)
     else:
         best, results = _default(candidates), []
-    head = _fit_logreg(rows.x, rows.y, n_classes, best, dom, names)
-    return head, {"C": best, "inner_cv": [list(r) for r in results]}
+        per = dict.fromkeys(names, best)
+    fits = {C: _fit_logreg(rows.x, rows.y, n_classes, C, dom, names, rows.group)
+            for C in {best, *per.values()}}
+    head = fits[best]
+    if names:
+        head = DomainHead(fits[best].shared, {n: fits[C].by_domain[n] for n, C in per.items()})
+    info = {"C": best, "inner_cv": [list(r) for r in results]}
+    if names:
+        info["C_by_dataset"] = per
+    return head, info
 
 
 # --- ridge regression to one-hot targets (dual form: few rows, many features) -----------------
@@ -243,11 +298,11 @@ def fit_ridge(rows: Rows, n_classes: int, alphas: tuple[float, ...],
               ) -> tuple[LinearHead | DomainHead, dict]:
     """Ridge regression of one-hot labels on standardised features; alpha by inner CV
     (accuracy, then log-loss at the best temperature) and the softmax temperature by inner CV
-    (least log-loss)."""
-    mean, std = fit_standardiser(rows.x)
-    z = standardise(rows.x, mean, std) / np.sqrt(rows.x.shape[1])  # alpha per unit kernel
-    K = z @ z.T
+    (least log-loss); both per dataset when there are several (`_choose`)."""
     names = rows.domains()
+    z, (mean, std), stats = _standardised(rows.x, rows.domain, names, rows.group)
+    z /= np.sqrt(rows.x.shape[1])  # alpha per unit kernel
+    K = z @ z.T
     if names:  # the kernel of _domain_design's features: shared + same dataset + its bias
         same = (rows.domain[:, None] == rows.domain[None, :]).astype(np.float64)
         K = K * (1.0 + same) + same
@@ -256,37 +311,54 @@ def fit_ridge(rows: Rows, n_classes: int, alphas: tuple[float, ...],
     alphas_l, temps = list(alphas), list(temperatures)
     info: dict = {}
     if splits and (len(alphas_l) > 1 or len(temps) > 1):
-        val_scores = [[] for _ in alphas_l]
-        y_val = []
+        val_scores: list[list[np.ndarray]] = [[] for _ in alphas_l]
+        y_val, d_val = [], []
         for tr, va in splits:
             duals = _ridge_dual(K[np.ix_(tr, tr)], Y[tr], alphas_l)
             _, first = np.unique(rows.group[va], return_index=True)
             y_val.append(rows.y[va][first])
+            d_val.append(rows.domain[va][first] if names else None)
             for i, A in enumerate(duals):
                 s = K[np.ix_(va, tr)] @ A + Y[tr].mean(0)
                 val_scores[i].append(tta_mean(s, rows.group[va])[1])
+
+        scores = [np.concatenate(v) for v in val_scores]
         y_v = np.concatenate(y_val)
-        results, best_t = [], {}
-        for a, ss in zip(alphas_l, val_scores):
-            s = np.concatenate(ss)
-            nlls = [(_nll(t * s, y_v), t) for t in temps]
-            nll, best_t[a] = min(nlls)
-            results.append((a, float(np.mean(s.argmax(1) == y_v)), nll))
-        alpha = _best(results)
-        temp = best_t[alpha]
+        d_v = np.concatenate(d_val) if names else None
+
+        def rate(s: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+            return float(np.mean(s.argmax(1) == y)), min(_nll(t * s, y) for t in temps)
+
+        def temperature(a: float, mask: np.ndarray) -> float:
+            s, y = scores[alphas_l.index(a)][mask], y_v[mask]
+            return min((_nll(t * s, y), t) for t in temps)[1]
+
+        alpha, per_alpha, results = _choose(alphas_l, scores, y_v, d_v, names, rate)
+        temp = temperature(alpha, np.ones(len(y_v), bool))
+        per = {}
+        for n, a in per_alpha.items():
+            own = (d_v == n).sum() >= MIN_DOMAIN_CLIPS  # else a is the pooled alpha
+            per[n] = (a, temperature(a, d_v == n) if own else temp)
         info["inner_cv"] = [list(r) for r in results]
     else:
         alpha, temp = _default(alphas), _default(temperatures)
-    A = _ridge_dual(K, Y, [alpha])[0]
+        per = dict.fromkeys(names, (alpha, temp))
+    chosen = sorted({alpha, *(a for a, _ in per.values())})
+    duals = dict(zip(chosen, _ridge_dual(K, Y, chosen)))
     root = np.sqrt(rows.x.shape[1])
-    coef = (z.T @ A).T / root  # primal weights on standardised features
-    head = LinearHead(mean, std, np.ascontiguousarray(coef), Y.mean(0), scale=float(temp))
+
+    def primal(a: float) -> np.ndarray:  # weights on standardised features, shared part
+        return (z.T @ duals[a]).T / root
+
+    head = LinearHead(mean, std, np.ascontiguousarray(primal(alpha)), Y.mean(0),
+                      scale=float(temp))
     if names:
-        per = {}
-        for n in names:
-            r = rows.domain == n
-            per[n] = LinearHead(mean, std, coef + (z[r].T @ A[r]).T / root,
-                                Y.mean(0) + A[r].sum(0), scale=float(temp))
-        head = DomainHead(head, per)
+        by_domain = {}
+        for n, (a, t) in per.items():
+            r, A = rows.domain == n, duals[a]
+            by_domain[n] = LinearHead(*stats[n], primal(a) + (z[r].T @ A[r]).T / root,
+                                      Y.mean(0) + A[r].sum(0), scale=float(t))
+        head = DomainHead(head, by_domain)
+        info["alpha_temperature_by_dataset"] = per
     info.update(alpha=alpha, temperature=temp)
     return head, info

@@ -19,7 +19,8 @@ descriptor levels are relative to a per-action population. A clip whose action h
 reference (unseen in training) goes to a second head trained on the raw descriptors.
 
 Several datasets: every head then has shared weights plus a deviation per dataset (heads.
-DomainHead), and each clip is scored with its dataset's weights (docs/evaluate.md).
+DomainHead), its own feature statistics and its own hyperparameters, and each clip is scored
+with its dataset's weights (docs/evaluate.md).
 """
 
 from __future__ import annotations
