@@ -79,3 +79,28 @@ def test_counterfactuals_are_seeded():
             for s in (1, 1, 2, 3, 4, 5)]
     assert runs[0] == runs[1] and all(len(r) == 1 for r in runs)
     assert len({r[0] for r in runs}) > 1  # the seed picks which claim flips
+
+
+def test_weak_claims_flip_against_the_claim():
+    # reviewers accept "long strides" for a typical stride (a weak claim); the counterfactual
+    # shows short steps and says so, and the original text contradicts that evidence
+    ev = evidence()
+    text = "The person takes long strides."
+    assert check_faithfulness(text, ev).claims[0].status == "weak"
+    got = counterfactuals(text, ev, [evidence(stride_length="low")], random.Random(0))
+    assert [cf.explanation for cf in got] == ["The person takes short strides."]
+    assert got[0].evidence["stride_length"]["level"] == "low"
+    assert not check_faithfulness(text, got[0].evidence).faithful
+    assert not counterfactuals(text, ev, [evidence(stride_length="high")], random.Random(0))
+
+
+@pytest.mark.parametrize("text,flipped", [
+    ("The person walks with a lack of bounce.", "The person walks with a lot of bounce."),
+    ("Their lack of vertical bounce shows it.", "Their vertical bounce shows it."),
+    ("There is an absence of bounce here.", "There is a lot of bounce here.")])
+def test_lack_of_claims_flip_by_dropping_the_negator(text, flipped):
+    ev = evidence(pelvis_bounce="low")
+    got = counterfactuals(text, ev, [evidence(pelvis_bounce="high")], random.Random(0))
+    assert [cf.explanation for cf in got] == [flipped]
+    assert check_faithfulness(flipped, got[0].evidence).faithful
+    assert got[0].original_phrase.lower().endswith("bounce")

@@ -10,13 +10,19 @@ phrase such as "close to", of the reviewer's text changed ("short steps" -> "lon
 only thing that differs between the two examples is the evidence line and the claim, so the one
 thing they teach together is that the claim follows the evidence.
 
+Which claims flip: plain ones the evidence supports ("short steps" for short steps), weak ones
+(a claimed extreme where the clip is typical: reviewers accept "long strides" for a typical
+stride, and those are the stereotypes a small model learns), and claims negated by "lack of" /
+"absence of" ("a lack of bounce" -> "a lot of bounce"), the way the reviewed texts mention
+bounce. The evidence flips to the level opposite to the claim.
+
 Rules that keep a counterfactual honest:
 - the flipped value is a real one: borrowed from a training clip of the same dataset and
   action whose level of that descriptor is the opposite one; no donor, no counterfactual;
 - the descriptor must be one the prompt shows (its evidence line changes);
 - the faithfulness check confirms both sides: the original text is faithful to the original
   evidence, the flipped text is faithful to the flipped evidence with the flipped claim
-  supported, and the flipped text contradicts the original evidence;
+  supported, and the original text contradicts the flipped evidence;
 - the emotion is given in the prompt, not trained on: the flipped evidence may not fit the
   label, so the example teaches the explanation only (eai.toolkit.finetune.examples).
 """
@@ -77,6 +83,25 @@ def flip_phrase(phrase: str) -> str | None:
     return None
 
 
+# "a lack of [vertical] bounce" -> "a lot of [vertical] bounce"; "their lack of bounce" -> "their
+# bounce": the negators whose removal states the opposite claim in plain words.
+_LACK = re.compile(r"\b(?P<article>an? )?(?:lack|absence) of (?P<adjective>[A-Za-z-]+ )?$",
+                   re.IGNORECASE)
+
+
+def _flip_claim(text: str, claim) -> tuple[int, int, str] | None:
+    """(start, end, replacement) of the text span that states the opposite of `claim`."""
+    if not claim.negated:
+        flipped = flip_phrase(claim.phrase)
+        return None if flipped is None else (claim.start, claim.start + len(claim.phrase),
+                                             flipped)
+    m = _LACK.search(text[:claim.start])
+    if m is None:
+        return None
+    lead = ("a lot of " if m.group("article") else "") + (m.group("adjective") or "")
+    return m.start(), claim.start + len(claim.phrase), lead + claim.phrase
+
+
 def counterfactuals(text: str, evidence: Mapping, donors: Sequence[Mapping],
                     rng: random.Random, limit: int = 1) -> list[Counterfactual]:
     """Up to `limit` counterfactuals of `text` (one claim flipped each, different descriptors),
@@ -86,8 +111,8 @@ def counterfactuals(text: str, evidence: Mapping, donors: Sequence[Mapping],
     if not original.faithful:
         return []
     shown = evidence_lines(evidence)  # what the prompt shows of it
-    claims = [c for c in original.claims if c.status == "supported" and not c.negated
-              and c.measured in _OTHER]
+    claims = [c for c in original.claims if c.status in ("supported", "weak")
+              and c.claimed in _OTHER]
     rng.shuffle(claims)
     out: list[Counterfactual] = []
     for claim in claims:
@@ -95,10 +120,11 @@ def counterfactuals(text: str, evidence: Mapping, donors: Sequence[Mapping],
             break
         if any(cf.descriptor == claim.descriptor for cf in out):
             continue
-        flipped = flip_phrase(claim.phrase)
-        if flipped is None:
+        span = _flip_claim(text, claim)
+        if span is None:
             continue
-        want = _OTHER[claim.measured]
+        start, end, flipped = span
+        want = _OTHER[claim.claimed]
         pool = [d for d in donors
                 if (d.get(claim.descriptor) or {}).get("level") == want
                 and (d.get(claim.descriptor) or {}).get("value") is not None]
@@ -108,15 +134,15 @@ def counterfactuals(text: str, evidence: Mapping, donors: Sequence[Mapping],
         cf_evidence[claim.descriptor] = dict(rng.choice(pool)[claim.descriptor])
         if evidence_lines(cf_evidence) == shown:  # the prompt would not show the change
             continue
-        new_text = text[:claim.start] + flipped + text[claim.start + len(claim.phrase):]
+        new_text = text[:start] + flipped + text[end:]
         on_cf = check_faithfulness(new_text, cf_evidence)
-        on_original = check_faithfulness(new_text, evidence)
-        end = claim.start + len(flipped)
+        new_end = start + len(flipped)
         supported = any(c.descriptor == claim.descriptor and c.status == "supported"
-                        and c.start < end and c.start + len(c.phrase) > claim.start
+                        and not c.negated and c.start < new_end and c.start + len(c.phrase) > start
                         for c in on_cf.claims)
-        contradicts = any(c.descriptor == claim.descriptor for c in on_original.contradictions)
+        contradicts = any(c.descriptor == claim.descriptor
+                          for c in check_faithfulness(text, cf_evidence).contradictions)
         if on_cf.faithful and supported and contradicts:
-            out.append(Counterfactual(claim.descriptor, cf_evidence, new_text, claim.phrase,
+            out.append(Counterfactual(claim.descriptor, cf_evidence, new_text, text[start:end],
                                       flipped))
     return out
