@@ -45,6 +45,9 @@ def register(app: typer.Typer) -> None:
                                             "examples with one evidence line and the claim "
                                             "about it flipped, so claims follow the evidence, "
                                             "not the emotion (docs/finetune.md)."),
+        claim_weight: float = typer.Option(0.0, help="0: off; W > 0: adds W x the mean loss "
+                                           "on the tokens of claims the evidence supports "
+                                           "(docs/finetune.md)."),
         gradient_checkpointing: bool = typer.Option(False, help="Recompute activations: less "
                                                     "memory, ~30% more time."),
         compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch."
@@ -105,7 +108,8 @@ def register(app: typer.Typer) -> None:
                                      bf16=bf16, gradient_checkpointing=gradient_checkpointing,
                                      compile=compile,
                                      label_weight=label_weight, align_view=align_view,
-                                     counterfactuals=counterfactuals)
+                                     counterfactuals=counterfactuals,
+                                     claim_weight=claim_weight)
                 info = run_finetune(model, dataset, out, curated, cfg, split_file,
                                     not no_split, resume, force, on_progress)
             except (FinetuneError, ModelError, SplitError, FileNotFoundError, ValueError) as e:

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from eai.cli import app
 from eai.toolkit.dataset import load_clips
+from eai.toolkit.drafting.faithfulness import check_faithfulness
 from eai.toolkit.drafting.prompts import load_template, motion_texts
 from eai.toolkit.finetune import FinetuneConfig, FinetuneDataError, FinetuneError, run_finetune
 from eai.toolkit.finetune.data import build_training_data
@@ -229,6 +230,75 @@ def test_counterfactual_examples_train_the_explanation_under_flipped_evidence(bu
                                                    semantic, [evidence("low")])] == ["curated"]
     with pytest.raises(FinetuneError, match="--counterfactuals -1: must be positive or 0"):
         FinetuneConfig(counterfactuals=-1)
+
+
+def test_claim_masks_mark_the_supported_claims_only(builder, dataset):
+    from eai.toolkit.descriptors import DESCRIPTORS
+
+    def evidence(level):
+        ev = {d.name: {"value": 1.0, "unit": d.unit, "level": "typical"} for d in DESCRIPTORS}
+        ev["stride_length"] = {"value": {"low": 0.5, "high": 2.5}[level], "unit": "1",
+                               "level": level}
+        ev["head_height"] = {"value": 0.5, "unit": "1", "level": "low"}  # never in the prompt
+        return ev
+
+    tok = builder.tok
+    marking = ExampleBuilder(tok, builder.skeleton, builder.tpl, builder.labels,
+                             counterfactuals=1, claim_tokens=True)
+    clip = load_clips(dataset)[0]
+    motion, semantic = motion_texts(builder.tpl, builder.skeleton, clip)
+    # "short steps": supported and shown; "walks slowly": weak (typical); "low head height":
+    # supported, but the prompt does not show head height
+    text = "The person takes short steps and walks slowly, with a low head height."
+    assert any(c.phrase == "low head height" and c.status == "supported"
+               for c in check_faithfulness(text, evidence("low")).claims)
+    pairs = [("sad", text)]
+    plain = builder.instruction(clip, motion, evidence("low"), pairs, semantic,
+                                [evidence("high")])
+    curated, cf = marking.instruction(clip, motion, evidence("low"), pairs, semantic,
+                                      [evidence("high")])
+    assert plain[0].claim_mask is None and curated.target_ids == plain[0].target_ids
+    assert len(curated.claim_mask) == len(curated.target_ids)
+
+    def marked(e):
+        return tok.decode([t for t, m in zip(e.target_ids, e.claim_mask) if m]).strip()
+
+    assert marked(curated) == "short steps"
+    assert tok.decode(cf.target_ids).startswith("The person takes long steps")
+    assert marked(cf) == "long steps"
+    row = ExampleDataset([cf])[0]
+    assert len(row["claim_mask"]) == len(row["input_ids"]) and sum(row["claim_mask"]) == sum(
+        cf.claim_mask)
+    with pytest.raises(FinetuneError, match="--claim-weight -1: must be positive or 0"):
+        FinetuneConfig(claim_weight=-1)
+
+
+def test_claim_weight_adds_the_mean_loss_of_claim_tokens(tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    from eai.toolkit.finetune.examples import Example
+    from eai.toolkit.finetune.train import answer_loss, make_collator
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    g = torch.Generator().manual_seed(2)
+    rows = []
+    for n, k, claims in ((30, 9, [3, 4]), (22, 6, []), (35, 11, [0, 7, 8])):
+        target = torch.randint(5, 300, (k,), generator=g).tolist()
+        rows.append(Example("a", 2, "curated", torch.randint(5, 300, (n,), generator=g).tolist(),
+                            target, 0, [int(i in claims) for i in range(k)]))
+    batch = make_collator(pad_id=0)([ExampleDataset(rows)[i] for i in range(3)])
+    per_token, is_claim = [], []
+    with torch.no_grad():
+        for e in rows:
+            logits = model(input_ids=torch.tensor([e.prompt_ids + e.target_ids])).logits[0]
+            per_token += torch.nn.functional.cross_entropy(
+                logits[len(e.prompt_ids) - 1:-1], torch.tensor(e.target_ids),
+                reduction="none").tolist()
+            is_claim += [bool(m) for m in e.claim_mask]
+        ce, is_claim = torch.tensor(per_token), torch.tensor(is_claim)
+        torch.testing.assert_close(answer_loss(model, batch, claim_weight=0.5),
+                                   ce.mean() + 0.5 * ce[is_claim].mean(), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(answer_loss(model, batch), ce.mean(), rtol=1e-4, atol=1e-5)
 
 
 def test_counterfactual_donors_are_other_training_clips_of_the_same_action(

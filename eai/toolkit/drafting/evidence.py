@@ -71,6 +71,15 @@ def evidence_lines(evidence: dict[str, dict[str, Any]], limit: int = 8) -> list[
     "- travels slowly (travel speed 0.61 m/s, low)"; then typical ones ("- has a typical hand
     speed (0.8 m/s)"); without levels, the measurements alone. At most `limit` lines, in
     PROMPT_DESCRIPTORS order within each group."""
+    return [line for _, line in _shown(evidence, limit)]
+
+
+def shown_descriptors(evidence: dict[str, dict[str, Any]], limit: int = 8) -> list[str]:
+    """The descriptors `evidence_lines` shows, in its order."""
+    return [name for name, _ in _shown(evidence, limit)]
+
+
+def _shown(evidence: dict[str, dict[str, Any]], limit: int) -> list[tuple[str, str]]:
     unusual, typical = [], []
     for name, (what, low, high) in PROMPT_DESCRIPTORS.items():
         e = evidence.get(name)
@@ -78,11 +87,12 @@ def evidence_lines(evidence: dict[str, dict[str, Any]], limit: int = 8) -> list[
             continue
         number, level = _number(e["value"], e["unit"]), e.get("level")
         if level in ("low", "high"):
-            unusual.append(f"- {low if level == 'low' else high} ({what} {number}, {level})")
+            unusual.append((name, f"- {low if level == 'low' else high} ({what} {number}, "
+                                  f"{level})"))
         elif level == "typical":
-            typical.append(f"- has a typical {what} ({number})")
+            typical.append((name, f"- has a typical {what} ({number})"))
         else:
-            typical.append(f"- has a {what} of {number}")
+            typical.append((name, f"- has a {what} of {number}"))
     return (unusual + typical)[:limit]
 
 

@@ -18,7 +18,9 @@ Alignment examples show the whole motion (`align_view="full"`) or its `<semantic
 (`"semantic"`: descriptor levels and the clip-embedding code, ~140 tokens instead of ~350 on
 Bandai-Namco, so a CPU gets about three times the alignment steps for the same time; what the
 model must learn to read for the label sits in that block). The loss is on the target ids only;
-`label_len` marks the label's ids, which `--label-weight` can average apart from the text's
+`label_len` marks the label's ids, which `--label-weight` can average apart from the text's,
+and `claim_mask` the ids of the claims about movement that an evidence line of the example's
+prompt supports (as the faithfulness check reads them), which `--claim-weight` adds a term for
 (eai.toolkit.finetune.train.answer_loss). Prompts are rendered by eai.toolkit.drafting.prompts,
 the same code drafting uses.
 """
@@ -31,7 +33,8 @@ from dataclasses import dataclass
 
 from eai.toolkit.clip import Clip
 from eai.toolkit.drafting.answer import EMOTION_END, EMOTION_START
-from eai.toolkit.drafting.evidence import PROMPT_DESCRIPTORS, clip_evidence
+from eai.toolkit.drafting.evidence import PROMPT_DESCRIPTORS, clip_evidence, shown_descriptors
+from eai.toolkit.drafting.faithfulness import check_faithfulness
 from eai.toolkit.drafting.prompts import (
     PromptTemplate,
     alignment_messages,
@@ -52,6 +55,8 @@ class Example:
     prompt_ids: list[int]
     target_ids: list[int]
     label_len: int = 0  # leading target ids that give the emotion (`LABEL</emotion>`)
+    claim_mask: list[int] | None = None  # 1 on target ids of claims the evidence supports
+
 
     @property
     def length(self) -> int:
@@ -76,12 +81,14 @@ class ExampleBuilder:
     """Renders examples for one model directory (its tokenizers, template and label set)."""
 
     def __init__(self, tokenizer, skeleton, template: PromptTemplate, labels: Sequence[str],
-                 align_view: str = "full", counterfactuals: int = 0, seed: int = 0):
+                 align_view: str = "full", counterfactuals: int = 0, seed: int = 0,
+                 claim_tokens: bool = False):
         if align_view not in ALIGN_VIEWS:
             raise ValueError(f"align view {align_view!r}: expected one of "
                              f"{', '.join(ALIGN_VIEWS)}")
         self.tok, self.skeleton, self.tpl, self.labels = tokenizer, skeleton, template, list(labels)
         self.align_view, self.counterfactuals, self.seed = align_view, counterfactuals, seed
+        self.claim_tokens = claim_tokens  # mark supported claims' ids (Example.claim_mask)
         eos = tokenizer.eos_token_id
         self.eos = [eos] if eos is not None else []
         self.emotion_end = tokenizer.convert_tokens_to_ids(EMOTION_END)
@@ -96,6 +103,33 @@ class ExampleBuilder:
         else:
             text = self.tpl.answer.format(emotion=emotion, explanation=explanation)
         return encode(self.tok, text.removeprefix(EMOTION_START))
+
+    def _claim_mask(self, lead: str, explanation: str, trail: str, evidence: dict
+                    ) -> list[int]:
+        """1 on the ids of `lead + explanation + trail` (a target's text) that fall inside a
+        claim of the explanation that an evidence line of the prompt supports (the
+        faithfulness check's reading), for --claim-weight; all zeros from a tokenizer without
+        offsets. Claims about descriptors the prompt does not show are true of the clip but
+        cannot be read from the prompt: weighting them up taught a model to make them
+        anyway ("low head height" for clips that hold the head high)."""
+        text = lead + explanation + trail
+        shown = set(shown_descriptors(evidence))
+        spans = [(len(lead) + c.start, len(lead) + c.start + len(c.phrase))
+                 for c in check_faithfulness(explanation, evidence).claims
+                 if c.status == "supported" and c.descriptor in shown]
+        enc = self.tok(text, add_special_tokens=False, return_offsets_mapping=True)
+        offsets = enc.get("offset_mapping") or [(0, 0)] * len(enc["input_ids"])
+        return [int(any(a < e and b > s for s, e in spans)) for a, b in offsets]
+
+    def _curated(self, clip_id: str, prompt: list[int], emotion: str, text: str,
+                 evidence: dict) -> Example:
+        target = self._answer(emotion, text)
+        mask = None
+        if self.claim_tokens:
+            head, tail = self.tpl.answer.split("{explanation}")
+            mask = self._claim_mask(head.format(emotion=emotion).removeprefix(EMOTION_START),
+                                    text, tail.format(emotion=emotion), evidence)
+        return Example(clip_id, 2, "curated", prompt, target, self._label_len(target), mask)
 
     def _label_len(self, target: list[int]) -> int:
         return target.index(self.emotion_end) + 1 if self.emotion_end in target else 0
@@ -123,8 +157,7 @@ class ExampleBuilder:
         msgs = model_messages(self.tpl, motion, evidence, clip.action, self.labels, semantic)
         prompt = self._prompt(msgs, EMOTION_START)
         pairs = list(dict.fromkeys(pairs))
-        out = [Example(clip.clip_id, 2, "curated", prompt, t, self._label_len(t))
-               for t in (self._answer(e, text) for e, text in pairs)]
+        out = [self._curated(clip.clip_id, prompt, e, text, evidence) for e, text in pairs]
         if not out and clip.emotion in self.labels:
             target = self._answer(clip.emotion, None)
             out.append(Example(clip.clip_id, 2, "label_only", prompt, target,
@@ -141,9 +174,12 @@ class ExampleBuilder:
         # label, so only the explanation is trained
         head, tail = self.tpl.answer.split("{explanation}")
         msgs = model_messages(self.tpl, motion, cf.evidence, clip.action, self.labels, semantic)
+        target = encode(self.tok, cf.explanation + tail.format(emotion=emotion))
+        mask = self._claim_mask("", cf.explanation, tail.format(emotion=emotion),
+                                cf.evidence) if self.claim_tokens else None
         return Example(clip.clip_id, 2, "counterfactual",
-                       self._prompt(msgs, head.format(emotion=emotion)),
-                       encode(self.tok, cf.explanation + tail.format(emotion=emotion)))
+                       self._prompt(msgs, head.format(emotion=emotion)), target,
+                       claim_mask=mask)
 
     def for_clip(self, clip: Clip, pairs: Sequence[tuple[str, str]],
                  evidence: dict | None = None, donors: Sequence[dict] = ()) -> list[Example]:

@@ -62,6 +62,9 @@ class FinetuneConfig:
     # per curated pair, up to N examples with one evidence line and its claim flipped
     # (eai.toolkit.finetune.counterfactual)
     counterfactuals: int = 0
+    # 0: off; > 0: + claim_weight x the mean loss on the ids of claims the example's evidence
+    # supports (Example.claim_mask; answer_loss)
+    claim_weight: float = 0.0
 
     def __post_init__(self) -> None:
         from eai.toolkit.finetune.examples import ALIGN_VIEWS
@@ -75,12 +78,14 @@ class FinetuneConfig:
                   ("max_length", self.max_length > 16), ("save_steps", self.save_steps > 0),
                   ("max_steps", self.max_steps is None or self.max_steps > 0),
                   ("label_weight", self.label_weight >= 0),
-                  ("counterfactuals", self.counterfactuals >= 0)]
+                  ("counterfactuals", self.counterfactuals >= 0),
+                  ("claim_weight", self.claim_weight >= 0)]
         for name, ok in checks:
             if not ok:
                 raise FinetuneError(f"--{name.replace('_', '-')} {getattr(self, name)}: "
                                     f"must be positive" + (" or 0" if name in (
-                                        "label_weight", "counterfactuals") else ""))
+                                        "label_weight", "counterfactuals", "claim_weight")
+                                        else ""))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -100,9 +105,11 @@ class ExampleDataset:
     def __getitem__(self, i: int) -> dict[str, list[int]]:
         e = self.examples[i]
         rest = len(e.target_ids) - e.label_len
+        claims = e.claim_mask or [0] * len(e.target_ids)
         return {"input_ids": e.prompt_ids + e.target_ids,
                 "labels": [-100] * len(e.prompt_ids) + e.target_ids,
-                "label_mask": [0] * len(e.prompt_ids) + [1] * e.label_len + [0] * rest}
+                "label_mask": [0] * len(e.prompt_ids) + [1] * e.label_len + [0] * rest,
+                "claim_mask": [0] * len(e.prompt_ids) + claims}
 
 
 def make_collator(pad_id: int):
@@ -116,25 +123,28 @@ def make_collator(pad_id: int):
         ids = torch.full((len(rows), n), pad_id, dtype=torch.long)
         labels = torch.full((len(rows), n), -100, dtype=torch.long)
         mask = torch.zeros((len(rows), n), dtype=torch.long)
-        label_mask = torch.zeros((len(rows), n), dtype=torch.bool)
+        masks = {name: torch.zeros((len(rows), n), dtype=torch.bool)
+                 for name in ("label_mask", "claim_mask")}
         keep = 1
         for k, r in enumerate(rows):
             m = len(r["input_ids"])
             ids[k, n - m:] = torch.tensor(r["input_ids"])
             labels[k, n - m:] = torch.tensor(r["labels"])
             mask[k, n - m:] = 1
-            if "label_mask" in r:
-                label_mask[k, n - m:] = torch.tensor(r["label_mask"], dtype=torch.bool)
+            for name, mask_rows in masks.items():
+                if name in r:
+                    mask_rows[k, n - m:] = torch.tensor(r[name], dtype=torch.bool)
             answer = next((i for i, x in enumerate(r["labels"]) if x != -100), m)
             keep = max(keep, m - answer)
         positions = (mask.cumsum(1) - 1).clamp(min=0)
         return {"input_ids": ids, "labels": labels, "attention_mask": mask,
-                "position_ids": positions, "keep": torch.tensor(keep), "label_mask": label_mask}
+                "position_ids": positions, "keep": torch.tensor(keep), **masks}
 
     return collate
 
 
-def answer_loss(model, inputs: dict[str, Any], label_weight: float = 0.0):
+def answer_loss(model, inputs: dict[str, Any], label_weight: float = 0.0,
+                claim_weight: float = 0.0):
     """Cross-entropy over the answer tokens, with logits computed for the last `keep` + 1
     positions only (the LM head over a 50k vocabulary is a large share of a small model's cost,
     and the prompt positions carry no loss). Called through the model's own forward, so DDP and
@@ -145,12 +155,19 @@ def answer_loss(model, inputs: dict[str, Any], label_weight: float = 0.0):
     other answer tokens are averaged apart and added, the label's mean weighted by
     label_weight; in one plain mean the two tokens that decide the emotion weigh 2% of an
     example with a 100-token explanation. On Bandai-Namco, weight 1 taught more labels but
-    the explanations degenerated into repeated words (BENCHMARKS.md section 7)."""
+    the explanations degenerated into repeated words (BENCHMARKS.md section 7).
+
+    claim_weight > 0 adds claim_weight x the mean over the ids of supported claims
+    (`claim_mask`: "short steps" where the evidence shows short steps); they stay in the
+    text mean too. A claim is a few ids of a long answer, and with counterfactual examples the
+    one place where two targets differ: the term makes getting it right from the evidence
+    line count for more than re-learning the rest of a text the model has seen."""
     import torch.nn.functional as F
 
     inputs = dict(inputs)
     keep, labels = int(inputs.pop("keep")), inputs.pop("labels")
     label_mask = inputs.pop("label_mask", None)
+    claim_mask = inputs.pop("claim_mask", None)
     logits = model(**inputs, logits_to_keep=keep + 1, use_cache=False).logits
     target = labels[:, -keep:]
     ce = F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]),
@@ -158,18 +175,24 @@ def answer_loss(model, inputs: dict[str, Any], label_weight: float = 0.0):
     valid = target.reshape(-1) != -100
     is_label = (label_mask[:, -keep:].reshape(-1) & valid) if label_mask is not None else None
     if not label_weight or is_label is None or not is_label.any():
-        return ce[valid].mean()
-    is_text = valid & ~is_label
-    loss = label_weight * ce[is_label].mean()
-    return loss + ce[is_text].mean() if is_text.any() else loss
+        loss = ce[valid].mean()
+    else:
+        is_text = valid & ~is_label
+        loss = label_weight * ce[is_label].mean()
+        loss = loss + ce[is_text].mean() if is_text.any() else loss
+    if claim_weight and claim_mask is not None:
+        is_claim = claim_mask[:, -keep:].reshape(-1) & valid
+        if is_claim.any():
+            loss = loss + claim_weight * ce[is_claim].mean()
+    return loss
 
 
-def make_trainer_class(label_weight: float = 0.0):
+def make_trainer_class(label_weight: float = 0.0, claim_weight: float = 0.0):
     from transformers import Trainer
 
     class AnswerTrainer(Trainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            loss = answer_loss(model, inputs, label_weight)
+            loss = answer_loss(model, inputs, label_weight, claim_weight)
             return (loss, None) if return_outputs else loss
 
     return AnswerTrainer
@@ -253,7 +276,7 @@ def run_stage(peft_model, stage: int, examples: list[Example], stage_dir: Path, 
 
     steps = stage_steps(len(examples), epochs, cfg)
     stage_dir.mkdir(parents=True, exist_ok=True)
-    trainer = make_trainer_class(cfg.label_weight)(
+    trainer = make_trainer_class(cfg.label_weight, cfg.claim_weight)(
         model=peft_model, args=_training_args(stage_dir, steps, cfg),
         train_dataset=ExampleDataset(examples), data_collator=make_collator(pad_id),
         callbacks=callbacks)
