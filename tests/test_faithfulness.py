@@ -157,6 +157,12 @@ def test_negation_flips_and_only_rules_out_the_other_extreme(text, name, measure
     assert c.negated and c.descriptor == name and c.status == status
 
 
+def test_negation_reaches_what_one_noun_phrase_coordinates():
+    # "a lack of bounce and energy": both are lacking (no determiner before "energy")
+    c = only_claim("A lack of energy and bounce.", ev(pelvis_bounce="high"))
+    assert c.negated and c.status == "contradicted"
+
+
 def test_neither_nor():
     res = check_faithfulness("The walk is neither fast nor slow.", ev(quantity_of_motion="typical"))
     assert [(c.phrase, c.negated, c.status) for c in res.claims] == [
@@ -170,6 +176,9 @@ def test_neither_nor():
     "There is no doubt the gait is slow.",
     "He does not look up, but walks slowly.",
     "She is not happy; she walks slowly.",
+    "Their lack of bounce and their slow walk.",
+    "There is no bounce, and the walk is slow.",
+    "There is no bounce and the walk is slow.",
 ])
 def test_negation_scope_and_idioms(text):
     slow = [c for c in check_faithfulness(text, ev(root_speed_mean="low")).claims

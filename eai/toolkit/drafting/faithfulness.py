@@ -380,8 +380,11 @@ _NEGATOR = re.compile(
     re.IGNORECASE)
 _COUNTERFACTUAL = re.compile(r"\b(?:would|unlike|(?<!rather\s)than|as opposed to|compared "
                              r"(?:to|with)|in contrast to|if)\b", re.IGNORECASE)
+# "and"/"or" before a determiner starts a new noun phrase, which a negation before it does not
+# reach: "their lack of bounce and their low overall movement" says the movement is low.
 _CLAUSE_END = re.compile(r"[.;:!?,()\[\]\n]|\b(?:(?<!anything\s)but|yet|while|whereas|although|"
-                         r"though|however|because)\b", re.IGNORECASE)
+                         r"though|however|because|(?:and|or)(?=\s+(?:their|his|her|its|the|a|an)"
+                         r"\b))\b", re.IGNORECASE)
 _TAG = re.compile(r"<[^>]*>")
 LEVELS = ("low", "typical", "high")
 
