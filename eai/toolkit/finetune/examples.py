@@ -55,8 +55,8 @@ class Example:
     prompt_ids: list[int]
     target_ids: list[int]
     label_len: int = 0  # leading target ids that give the emotion (`LABEL</emotion>`)
-    claim_mask: list[int] | None = None  # 1 on target ids of claims the evidence supports
-
+    # 1 on the target ids of claims that an evidence line of the prompt supports (--claim-weight)
+    claim_mask: list[int] | None = None
 
     @property
     def length(self) -> int:
@@ -96,39 +96,38 @@ class ExampleBuilder:
     def _prompt(self, messages, prefix: str = "") -> list[int]:
         return encode(self.tok, prompt_text(self.tok, messages) + prefix)
 
-    def _answer(self, emotion: str, explanation: str | None) -> list[int]:
+    def _label_answer(self, emotion: str) -> list[int]:
         # the prompt ends with <emotion>, as in drafting; the target is what follows it
-        if explanation is None:
-            text = self.tpl.label_only_answer.format(emotion=emotion)
-        else:
-            text = self.tpl.answer.format(emotion=emotion, explanation=explanation)
-        return encode(self.tok, text.removeprefix(EMOTION_START))
+        return encode(self.tok, self.tpl.label_only_answer.format(emotion=emotion)
+                      .removeprefix(EMOTION_START))
 
-    def _claim_mask(self, lead: str, explanation: str, trail: str, evidence: dict
-                    ) -> list[int]:
-        """1 on the ids of `lead + explanation + trail` (a target's text) that fall inside a
-        claim of the explanation that an evidence line of the prompt supports (the
-        faithfulness check's reading), for --claim-weight; all zeros from a tokenizer without
+    def _explanation_target(self, lead: str, explanation: str, trail: str, evidence: dict
+                            ) -> tuple[list[int], list[int] | None]:
+        """(ids of `lead + explanation + trail`, claim mask or None without claim_tokens). The
+        mask is 1 on the ids inside a claim of the explanation that an evidence line of the
+        prompt supports (the faithfulness check's reading); all zeros from a tokenizer without
         offsets. Claims about descriptors the prompt does not show are true of the clip but
-        cannot be read from the prompt: weighting them up taught a model to make them
-        anyway ("low head height" for clips that hold the head high)."""
+        cannot be read from the prompt: weighting them up taught a model to make them anyway
+        ("low head height" for clips that hold the head high)."""
         text = lead + explanation + trail
+        if not self.claim_tokens:
+            return encode(self.tok, text), None
         shown = set(shown_descriptors(evidence))
         spans = [(len(lead) + c.start, len(lead) + c.start + len(c.phrase))
                  for c in check_faithfulness(explanation, evidence).claims
                  if c.status == "supported" and c.descriptor in shown]
         enc = self.tok(text, add_special_tokens=False, return_offsets_mapping=True)
         offsets = enc.get("offset_mapping") or [(0, 0)] * len(enc["input_ids"])
-        return [int(any(a < e and b > s for s, e in spans)) for a, b in offsets]
+        return list(enc["input_ids"]), [int(any(a < e and b > s for s, e in spans))
+                                        for a, b in offsets]
 
     def _curated(self, clip_id: str, prompt: list[int], emotion: str, text: str,
                  evidence: dict) -> Example:
-        target = self._answer(emotion, text)
-        mask = None
-        if self.claim_tokens:
-            head, tail = self.tpl.answer.split("{explanation}")
-            mask = self._claim_mask(head.format(emotion=emotion).removeprefix(EMOTION_START),
-                                    text, tail.format(emotion=emotion), evidence)
+        # the answer after the prompt's <emotion>, as in drafting
+        head, tail = self.tpl.answer.split("{explanation}")
+        target, mask = self._explanation_target(
+            head.format(emotion=emotion).removeprefix(EMOTION_START), text,
+            tail.format(emotion=emotion), evidence)
         return Example(clip_id, 2, "curated", prompt, target, self._label_len(target), mask)
 
     def _label_len(self, target: list[int]) -> int:
@@ -143,7 +142,7 @@ class ExampleBuilder:
         if clip.emotion in self.labels:
             msgs = alignment_messages(self.tpl, "label", motion, clip.action, self.labels,
                                       semantic)
-            target = self._answer(clip.emotion, None)
+            target = self._label_answer(clip.emotion)
             out.append(Example(clip.clip_id, 1, "label", self._prompt(msgs, EMOTION_START),
                                target, self._label_len(target)))
         return out
@@ -159,7 +158,7 @@ class ExampleBuilder:
         pairs = list(dict.fromkeys(pairs))
         out = [self._curated(clip.clip_id, prompt, e, text, evidence) for e, text in pairs]
         if not out and clip.emotion in self.labels:
-            target = self._answer(clip.emotion, None)
+            target = self._label_answer(clip.emotion)
             out.append(Example(clip.clip_id, 2, "label_only", prompt, target,
                                self._label_len(target)))
         for i, (emotion, text) in enumerate(pairs if self.counterfactuals else []):
@@ -174,9 +173,8 @@ class ExampleBuilder:
         # label, so only the explanation is trained
         head, tail = self.tpl.answer.split("{explanation}")
         msgs = model_messages(self.tpl, motion, cf.evidence, clip.action, self.labels, semantic)
-        target = encode(self.tok, cf.explanation + tail.format(emotion=emotion))
-        mask = self._claim_mask("", cf.explanation, tail.format(emotion=emotion),
-                                cf.evidence) if self.claim_tokens else None
+        target, mask = self._explanation_target("", cf.explanation,
+                                                tail.format(emotion=emotion), cf.evidence)
         return Example(clip.clip_id, 2, "counterfactual",
                        self._prompt(msgs, head.format(emotion=emotion)), target,
                        claim_mask=mask)

@@ -62,8 +62,8 @@ class FinetuneConfig:
     # per curated pair, up to N examples with one evidence line and its claim flipped
     # (eai.toolkit.finetune.counterfactual)
     counterfactuals: int = 0
-    # 0: off; > 0: + claim_weight x the mean loss on the ids of claims the example's evidence
-    # supports (Example.claim_mask; answer_loss)
+    # 0: off; > 0: + claim_weight x the mean loss on the ids of claims that an evidence line
+    # of the prompt supports (Example.claim_mask; answer_loss)
     claim_weight: float = 0.0
 
     def __post_init__(self) -> None:
