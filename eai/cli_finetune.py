@@ -46,7 +46,8 @@ def register(app: typer.Typer) -> None:
                                             "about it flipped, so claims follow the evidence, "
                                             "not the emotion (docs/finetune.md)."),
         claim_weight: float = typer.Option(0.0, help="0: off; W > 0: adds W x the mean loss "
-                                           "on the tokens of claims the evidence supports "
+                                           "on the tokens of claims that an evidence line "
+                                           "of the prompt supports "
                                            "(docs/finetune.md)."),
         gradient_checkpointing: bool = typer.Option(False, help="Recompute activations: less "
                                                     "memory, ~30% more time."),

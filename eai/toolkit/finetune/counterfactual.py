@@ -18,7 +18,7 @@ bounce. The evidence flips to the level opposite to the claim.
 
 Rules that keep a counterfactual honest:
 - the flipped value is a real one: borrowed from a training clip of the same dataset and
-  action whose level of that descriptor is the opposite one; no donor, no counterfactual;
+  action whose level of that descriptor is opposite to the claim; no donor, no counterfactual;
 - the descriptor must be one the prompt shows (its evidence line changes);
 - the faithfulness check confirms both sides: the original text is faithful to the original
   evidence, the flipped text is faithful to the flipped evidence with the flipped claim
