@@ -352,3 +352,12 @@ def test_bounce_phrases_are_one_claim(text, claimed):
     c = only_claim(text, ev(pelvis_bounce="low"))
     assert (c.phrase in text, c.claimed, c.negated) == (True, claimed, False)
     assert c.status == ("supported" if claimed == "low" else "contradicted")
+
+
+@pytest.mark.parametrize("text,claimed", [
+    ("a low degree of tail-bouncing", "low"), ("a small amount of vertical bouncing", "low"),
+    ("a low level of bounce", "low"), ("a high degree of bouncing", "high")])
+def test_a_low_degree_of_something_claims_its_low_level(text, claimed):
+    c = only_claim(text, ev(pelvis_bounce="low"))
+    assert (c.claimed, c.negated) == (claimed, False)
+    assert c.status == ("supported" if claimed == "low" else "contradicted")

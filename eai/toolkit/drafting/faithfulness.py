@@ -13,8 +13,9 @@ claim, compared with the level of the first of its descriptors that has one:
 A negated claim ("not fast", "without raising the arms", "neither slow nor fast") keeps its
 phrase, flips its direction and is marked negated: it only says "not the other extreme", so it
 is contradicted only by that extreme (measured high for "not fast") and supported otherwise.
-Claims inside counterfactual comparisons ("an angry walker would be fast", "unlike a fast
-gait", "slower than a brisk walk") are dropped. docs/faithfulness.md lists the families.
+"A low degree of bouncing" claims the low level of what follows it. Claims inside
+counterfactual comparisons ("an angry walker would be fast", "unlike a fast gait", "slower than
+a brisk walk") are dropped. docs/faithfulness.md lists the families.
 """
 
 from __future__ import annotations
@@ -385,6 +386,12 @@ _COUNTERFACTUAL = re.compile(r"\b(?:would|unlike|(?<!rather\s)than|as opposed to
 _CLAUSE_END = re.compile(r"[.;:!?,()\[\]\n]|\b(?:(?<!anything\s)but|yet|while|whereas|although|"
                          r"though|however|because|(?:and|or)(?=\s+(?:their|his|her|its|the|a|an)"
                          r"\b))\b", re.IGNORECASE)
+# A low degree of something present states its low level: "a low degree of tail-bouncing",
+# "a small amount of bouncing" claim little bounce, not bounce (one word may sit between: the
+# "tail-" of "tail-bouncing", an adjective).
+_DIMINISHED = re.compile(r"\b(?:low|little|small|minimal|slight|limited|reduced|modest) "
+                         r"(?:degree|level|amount|measure) of (?:[A-Za-z]+(?:-| ))?$",
+                         re.IGNORECASE)
 _TAG = re.compile(r"<[^>]*>")
 LEVELS = ("low", "typical", "high")
 
@@ -515,6 +522,8 @@ def check_faithfulness(text: str, evidence: Mapping[str, Mapping] | None,
             continue
         name, inverted, level, value, unit = _measure(evidence, rule)
         claimed = rule.direction
+        if claimed == "high" and _DIMINISHED.search(plain[max(0, s - 60):s]):
+            claimed = "low"
         if negated != inverted:
             claimed = "low" if claimed == "high" else "high"
         other = "high" if claimed == "low" else "low"
