@@ -347,7 +347,8 @@ def test_on_real_descriptor_levels(sample_dataset):
 
 @pytest.mark.parametrize("text,claimed", [
     ("a high vertical bounce", "high"), ("a lot of bounce", "high"), ("a low bounce", "low"),
-    ("little vertical bounce", "low"), ("bouncing along", "high")])
+    ("little vertical bounce", "low"), ("bouncing along", "high"),
+    ("a low-level bounce", "low")])
 def test_bounce_phrases_are_one_claim(text, claimed):
     c = only_claim(text, ev(pelvis_bounce="low"))
     assert (c.phrase in text, c.claimed, c.negated) == (True, claimed, False)

@@ -308,7 +308,8 @@ LEXICON: list[tuple[str, str, list[str]]] = [
         r"(?:a lot of|lots of|much|plenty of|high|strong) (?:vertical )?bounc(?:e|ing)",
         rf"spring in {DET}steps?|light(?:[-\s]footed| steps?| gait| on {DET}feet)|bobbing|bobs"]),
     ("pelvis_bounce head_bounce", "low", [
-        r"(?:low|little|reduced|minimal|small|slight) (?:vertical )?bounc(?:e|ing)",
+        r"(?:low|little|reduced|minimal|small|slight)(?:-level|-amplitude)? (?:vertical )?"
+        r"bounc(?:e|ing)",
         r"flat(?:-footed| gait| steps?| walk)|plod(?:s|ding|ded)?|trudg(?:e|es|ed|ing)",
         r"heavy(?:[-\s]footed| steps?| footsteps| gait| tread| walk| feet)",
         r"lumber(?:s|ing)|leaden"]),
