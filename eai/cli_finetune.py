@@ -49,6 +49,10 @@ def register(app: typer.Typer) -> None:
                                            "on the tokens of claims that an evidence line "
                                            "of the prompt supports "
                                            "(docs/finetune.md)."),
+        skip_unsupported_claims: bool = typer.Option(False, help="No loss on the tokens of "
+                                                     "reviewed claims the prompt does not "
+                                                     "support: weak ones, or about descriptors "
+                                                     "it does not show (docs/finetune.md)."),
         gradient_checkpointing: bool = typer.Option(False, help="Recompute activations: less "
                                                     "memory, ~30% more time."),
         compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch."
@@ -110,7 +114,8 @@ def register(app: typer.Typer) -> None:
                                      compile=compile,
                                      label_weight=label_weight, align_view=align_view,
                                      counterfactuals=counterfactuals,
-                                     claim_weight=claim_weight)
+                                     claim_weight=claim_weight,
+                                     skip_unsupported_claims=skip_unsupported_claims)
                 info = run_finetune(model, dataset, out, curated, cfg, split_file,
                                     not no_split, resume, force, on_progress)
             except (FinetuneError, ModelError, SplitError, FileNotFoundError, ValueError) as e:
@@ -131,6 +136,9 @@ def register(app: typer.Typer) -> None:
                          if c.get("examples_counterfactual") else "")
                       + f" (instruction); {c['test_clips']} evaluation clips kept out",
                       highlight=False, soft_wrap=True)
+        if "claim_tokens_weighted" in c:
+            console.print(f"claim tokens: {c['claim_tokens_weighted']} weighted, "
+                          f"{c['claim_tokens_skipped']} skipped (unsupported)", highlight=False)
         for stage in ("alignment", "instruction"):
             s = m.get(stage, {})
             if s.get("skipped"):

@@ -349,6 +349,14 @@ def test_training_data_keeps_test_clips_and_rejected_pairs_out(builder, dataset,
     assert [e.kind for e in rejected] == ["label_only"]  # its label, never its text
     kinds = [s["kind"] for s in data.sources]
     assert kinds == ["dataset", "splits", "curated"]
+    assert "claim_tokens_weighted" not in data.counts  # no claim marking asked for
+    marking = ExampleBuilder(builder.tok, builder.skeleton, builder.tpl, builder.labels,
+                             claim_tokens=True, skip_unsupported=True)
+    marked = build_training_data(dataset, marking, curated, None)
+    masks = [m for e in marked.stage2 for m in e.claim_mask or []]
+    assert (marked.counts["claim_tokens_weighted"], marked.counts["claim_tokens_skipped"]) == (
+        masks.count(1), masks.count(-1))
+    assert masks.count(1) + masks.count(-1) > 0  # "quick" steps: a claim either way
 
 
 # -- LoRA runs --------------------------------------------------------------------------------
@@ -516,3 +524,40 @@ def test_torchrun_data_parallel_on_cpu(tiny_model_dir, dataset, tmp_path):
     info = read_info(out)
     assert info.version == 1 and info.metrics["finetune"]["alignment"]["steps"] == 1
     assert not (tmp_path / "ddp.partial").exists()
+
+
+def test_unsupported_claims_are_context_but_not_targets(builder, dataset):
+    from eai.toolkit.descriptors import DESCRIPTORS
+
+    ev = {d.name: {"value": 1.0, "unit": d.unit, "level": "typical"} for d in DESCRIPTORS}
+    ev["stride_length"] = {"value": 0.5, "unit": "1", "level": "low"}
+    ev["head_height"] = {"value": 0.5, "unit": "1", "level": "low"}  # never in the prompt
+    tok = builder.tok
+    skipping = ExampleBuilder(tok, builder.skeleton, builder.tpl, builder.labels,
+                              skip_unsupported=True)
+    both = ExampleBuilder(tok, builder.skeleton, builder.tpl, builder.labels,
+                          claim_tokens=True, skip_unsupported=True)
+    clip = load_clips(dataset)[0]
+    motion, semantic = motion_texts(builder.tpl, builder.skeleton, clip)
+    # supported and shown / weak (typical speed) / supported but not shown
+    text = "The person takes short steps and walks slowly, with a low head height."
+    pairs = [("sad", text)]
+    plain = builder.instruction(clip, motion, ev, pairs, semantic)[0]
+    skip = skipping.instruction(clip, motion, ev, pairs, semantic)[0]
+    weighted = both.instruction(clip, motion, ev, pairs, semantic)[0]
+    assert skip.target_ids == plain.target_ids == weighted.target_ids
+
+    def decoded(e, value):
+        return tok.decode([t for t, m in zip(e.target_ids, e.claim_mask) if m == value])
+
+    assert "walks slowly" in decoded(skip, -1) and "low head height" in decoded(skip, -1)
+    assert "short" not in decoded(skip, -1) and 1 not in skip.claim_mask
+    assert decoded(weighted, 1).strip() == "short steps"
+    assert decoded(weighted, -1) == decoded(skip, -1)
+    row = ExampleDataset([weighted])[0]
+    n = len(weighted.prompt_ids)
+    targets = row["labels"][n:]
+    assert [t for t in targets if t != -100] == [
+        t for t, m in zip(weighted.target_ids, weighted.claim_mask) if m >= 0]
+    assert set(row["claim_mask"]) == {0, 1} and sum(row["claim_mask"]) == sum(
+        m == 1 for m in weighted.claim_mask)

@@ -134,5 +134,8 @@ def build_training_data(dataset: Path, builder: ExampleBuilder, curated: Path | 
     for e in stage1 + stage2:
         kinds[e.kind] += 1
     counts.update({f"examples_{k}": v for k, v in sorted(kinds.items())})
+    masks = [m for e in stage2 for m in e.claim_mask or []]
+    if masks:  # --claim-weight / --skip-unsupported-claims: target ids of each kind of claim
+        counts.update(claim_tokens_weighted=masks.count(1), claim_tokens_skipped=masks.count(-1))
     counts.update(train_clips=len(train_ids), test_clips=len(test_ids), too_long=too_long)
     return TrainingData(stage1, stage2, counts, warnings, sources)

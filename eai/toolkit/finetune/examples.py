@@ -55,7 +55,8 @@ class Example:
     prompt_ids: list[int]
     target_ids: list[int]
     label_len: int = 0  # leading target ids that give the emotion (`LABEL</emotion>`)
-    # 1 on the target ids of claims that an evidence line of the prompt supports (--claim-weight)
+    # 1 on the target ids of claims that an evidence line of the prompt supports (--claim-weight);
+    # -1 on those of claims it does not support, which carry no loss (--skip-unsupported-claims)
     claim_mask: list[int] | None = None
 
     @property
@@ -82,13 +83,14 @@ class ExampleBuilder:
 
     def __init__(self, tokenizer, skeleton, template: PromptTemplate, labels: Sequence[str],
                  align_view: str = "full", counterfactuals: int = 0, seed: int = 0,
-                 claim_tokens: bool = False):
+                 claim_tokens: bool = False, skip_unsupported: bool = False):
         if align_view not in ALIGN_VIEWS:
             raise ValueError(f"align view {align_view!r}: expected one of "
                              f"{', '.join(ALIGN_VIEWS)}")
         self.tok, self.skeleton, self.tpl, self.labels = tokenizer, skeleton, template, list(labels)
         self.align_view, self.counterfactuals, self.seed = align_view, counterfactuals, seed
-        self.claim_tokens = claim_tokens  # mark supported claims' ids (Example.claim_mask)
+        # mark supported claims' ids, and unsupported ones to skip (Example.claim_mask)
+        self.claim_tokens, self.skip_unsupported = claim_tokens, skip_unsupported
         eos = tokenizer.eos_token_id
         self.eos = [eos] if eos is not None else []
         self.emotion_end = tokenizer.convert_tokens_to_ids(EMOTION_END)
@@ -103,22 +105,34 @@ class ExampleBuilder:
 
     def _explanation_target(self, lead: str, explanation: str, trail: str, evidence: dict
                             ) -> tuple[list[int], list[int] | None]:
-        """(ids of `lead + explanation + trail`, claim mask or None without claim_tokens). The
-        mask is 1 on the ids inside a claim of the explanation that an evidence line of the
-        prompt supports (the faithfulness check's reading); all zeros from a tokenizer without
-        offsets. Claims about descriptors the prompt does not show are true of the clip but
-        cannot be read from the prompt: weighting them up taught a model to make them anyway
-        ("low head height" for clips that hold the head high)."""
+        """(ids of `lead + explanation + trail`, claim mask or None without claim_tokens and
+        skip_unsupported). The mask is 1 on the ids inside a claim of the explanation that an
+        evidence line of the prompt supports (the faithfulness check's reading) when
+        claim_tokens, -1 on the ids of every other checked claim when skip_unsupported, else 0;
+        all zeros from a tokenizer without offsets. Claims about descriptors the prompt does not
+        show are true of the clip but cannot be read from the prompt: weighting them up taught
+        a model to make them anyway ("low head height" for clips that hold the head high).
+        Unsupported claims are the weak ones (an extreme claimed where the clip is typical, as
+        a reviewer lets pass) and those about descriptors the prompt does not show: learned,
+        they are claims a model makes from the emotion, whatever the evidence says."""
         text = lead + explanation + trail
-        if not self.claim_tokens:
+        if not (self.claim_tokens or self.skip_unsupported):
             return encode(self.tok, text), None
         shown = set(shown_descriptors(evidence))
-        spans = [(len(lead) + c.start, len(lead) + c.start + len(c.phrase))
-                 for c in check_faithfulness(explanation, evidence).claims
-                 if c.status == "supported" and c.descriptor in shown]
+        supported, unsupported = [], []
+        for c in check_faithfulness(explanation, evidence).claims:
+            if c.status == "unverifiable":
+                continue
+            span = (len(lead) + c.start, len(lead) + c.start + len(c.phrase))
+            ok = c.status == "supported" and c.descriptor in shown
+            (supported if ok else unsupported).append(span)
+        supported = supported if self.claim_tokens else []
+        unsupported = unsupported if self.skip_unsupported else []
         enc = self.tok(text, add_special_tokens=False, return_offsets_mapping=True)
         offsets = enc.get("offset_mapping") or [(0, 0)] * len(enc["input_ids"])
-        return list(enc["input_ids"]), [int(any(a < e and b > s for s, e in spans))
+        inside = lambda a, b, spans: any(a < e and b > s for s, e in spans)  # noqa: E731
+        return list(enc["input_ids"]), [1 if inside(a, b, supported) else
+                                        -1 if inside(a, b, unsupported) else 0
                                         for a, b in offsets]
 
     def _curated(self, clip_id: str, prompt: list[int], emotion: str, text: str,

@@ -65,6 +65,9 @@ class FinetuneConfig:
     # 0: off; > 0: + claim_weight x the mean loss on the ids of claims that an evidence line
     # of the prompt supports (Example.claim_mask; answer_loss)
     claim_weight: float = 0.0
+    # True: the target ids of claims the prompt does not support (weak, or about a descriptor
+    # it does not show) carry no loss (Example.claim_mask)
+    skip_unsupported_claims: bool = False
 
     def __post_init__(self) -> None:
         from eai.toolkit.finetune.examples import ALIGN_VIEWS
@@ -106,10 +109,12 @@ class ExampleDataset:
         e = self.examples[i]
         rest = len(e.target_ids) - e.label_len
         claims = e.claim_mask or [0] * len(e.target_ids)
+        # ids of unsupported claims (-1) are context but not targets
+        targets = [-100 if m < 0 else t for t, m in zip(e.target_ids, claims)]
         return {"input_ids": e.prompt_ids + e.target_ids,
-                "labels": [-100] * len(e.prompt_ids) + e.target_ids,
+                "labels": [-100] * len(e.prompt_ids) + targets,
                 "label_mask": [0] * len(e.prompt_ids) + [1] * e.label_len + [0] * rest,
-                "claim_mask": [0] * len(e.prompt_ids) + claims}
+                "claim_mask": [0] * len(e.prompt_ids) + [int(m > 0) for m in claims]}
 
 
 def make_collator(pad_id: int):
