@@ -308,8 +308,7 @@ LEXICON: list[tuple[str, str, list[str]]] = [
         r"(?:a lot of|lots of|much|plenty of|high|strong) (?:vertical )?bounc(?:e|ing)",
         rf"spring in {DET}steps?|light(?:[-\s]footed| steps?| gait| on {DET}feet)|bobbing|bobs"]),
     ("pelvis_bounce head_bounce", "low", [
-        r"(?:low|little|reduced|minimal|small|slight)(?:-level|-amplitude)? (?:vertical )?"
-        r"bounc(?:e|ing)",
+        r"(?:low|little|reduced|minimal|small|slight) (?:vertical )?bounc(?:e|ing)",
         r"flat(?:-footed| gait| steps?| walk)|plod(?:s|ding|ded)?|trudg(?:e|es|ed|ing)",
         r"heavy(?:[-\s]footed| steps?| footsteps| gait| tread| walk| feet)",
         r"lumber(?:s|ing)|leaden"]),
@@ -388,11 +387,11 @@ _CLAUSE_END = re.compile(r"[.;:!?,()\[\]\n]|\b(?:(?<!anything\s)but|yet|while|wh
                          r"though|however|because|(?:and|or)(?=\s+(?:their|his|her|its|the|a|an)"
                          r"\b))\b", re.IGNORECASE)
 # A low degree of something present states its low level: "a low degree of tail-bouncing",
-# "a small amount of bouncing" claim little bounce, not bounce (one word may sit between: the
-# "tail-" of "tail-bouncing", an adjective).
-_DIMINISHED = re.compile(r"\b(?:low|little|small|minimal|slight|limited|reduced|modest) "
-                         r"(?:degree|level|amount|measure) of (?:[A-Za-z]+(?:-| ))?$",
-                         re.IGNORECASE)
+# "a small amount of bouncing", "a low-level bounce" claim little bounce, not bounce (after "of"
+# one word may sit between: the "tail-" of "tail-bouncing", an adjective).
+_DIMINISHED = re.compile(r"\b(?:low|little|small|minimal|slight|limited|reduced|modest)"
+                         r"(?: (?:degree|level|amount|measure) of (?:[A-Za-z]+(?:-| ))?|"
+                         r"-(?:level|amplitude|intensity) )$", re.IGNORECASE)
 _TAG = re.compile(r"<[^>]*>")
 LEVELS = ("low", "typical", "high")
 

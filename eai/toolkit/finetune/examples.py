@@ -130,7 +130,10 @@ class ExampleBuilder:
         unsupported = unsupported if self.skip_unsupported else []
         enc = self.tok(text, add_special_tokens=False, return_offsets_mapping=True)
         offsets = enc.get("offset_mapping") or [(0, 0)] * len(enc["input_ids"])
-        inside = lambda a, b, spans: any(a < e and b > s for s, e in spans)  # noqa: E731
+
+        def inside(a: int, b: int, spans: list[tuple[int, int]]) -> bool:
+            return any(a < e and b > s for s, e in spans)
+
         return list(enc["input_ids"]), [1 if inside(a, b, supported) else
                                         -1 if inside(a, b, unsupported) else 0
                                         for a, b in offsets]
