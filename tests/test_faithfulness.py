@@ -362,3 +362,13 @@ def test_a_low_degree_of_something_claims_its_low_level(text, claimed):
     c = only_claim(text, ev(pelvis_bounce="low"))
     assert (c.claimed, c.negated) == (claimed, False)
     assert c.status == ("supported" if claimed == "low" else "contradicted")
+
+
+@pytest.mark.parametrize("text,claimed", [
+    ("with a high overall movement", "high"), ("considerable body movements", "high"),
+    ("a low overall movement", "low"), ("little overall motion", "low")])
+def test_overall_movement_claims_both_ways(text, claimed):
+    # "a high overall movement" was read as nothing while "low overall movement" was a claim
+    c = only_claim(text, ev(quantity_of_motion="low"))
+    assert (c.descriptor, c.claimed) == ("quantity_of_motion", claimed)
+    assert c.status == ("supported" if claimed == "low" else "contradicted")
