@@ -103,9 +103,9 @@ LEXICON: list[tuple[str, str, list[str]]] = [
         r"agitated(?:ly)?|restless(?:ly|ness)?|exuberant(?:ly)?|frantic(?:ally)?|hyperactive",
         r"high[-\s]energy|full of energy|bursts? of energy|spirited|gesticulat\w+",
         r"(?:a lot of|lots of|much|plenty of|intense|constant) (?:movement|motion|activity)",
-        r"moves (?:a lot|constantly)|(?:high|increased) (?:overall )?activity",
+        r"moves (?:a lot|constantly)",
         (r"(?:high|increased|heightened|great|considerable|substantial) "
-         r"(?:overall |body )?(?:movements?|motions?)")]),
+         r"(?:overall |body )?(?:movements?|motions?|activity)")]),
     ("quantity_of_motion arm_activity -stillness_fraction", "low", [
         r"lethargic(?:ally)?|listless(?:ly|ness)?|subdued|muted|lifeless|inert|inactive",
         r"low[-\s]energy|lacks? energy|lacking energy|passive(?:ly)?",
