@@ -372,3 +372,10 @@ def test_overall_movement_claims_both_ways(text, claimed):
     c = only_claim(text, ev(quantity_of_motion="low"))
     assert (c.descriptor, c.claimed) == ("quantity_of_motion", claimed)
     assert c.status == ("supported" if claimed == "low" else "contradicted")
+
+
+@pytest.mark.parametrize("text,claimed", [
+    ("their low-speed movement", "low"), ("a low speed", "low"), ("a high-speed run", "high")])
+def test_hyphenated_speed_compounds_claim_speed(text, claimed):
+    c = only_claim(text, ev(root_speed_mean="low"))
+    assert (c.descriptor, c.claimed) == ("root_speed_mean", claimed)

@@ -72,14 +72,14 @@ LEXICON: list[tuple[str, str, list[str]]] = [
         (r"(?:slow|slower|sluggish|leisurely|unhurried|dragging|slow-paced|measured) "
          r"(?:walk|walking|gait|pace|progression|locomotion|approach|stroll)"),
         r"ambl(?:e|es|ed|ing)|saunter\w*|dawdl\w*|strolls|strolling",
-        r"(?:low|reduced) (?:walking |travel )?speed",
+        r"(?:low|reduced)[-\s](?:walking |travel )?speed",
         rf"(?:walking |travel )?speed {BE}{ADV}(?:low|slow|reduced)"]),
     ("root_speed_mean quantity_of_motion", "high", [
         rf"{GAIT} {BE}{ADV}{FAST}",
         (r"(?:fast|faster|quick|quicker|brisk|rapid|swift|hurried|hasty|speedy|fast-paced) "
          r"(?:walk|walking|gait|pace|progression|locomotion|approach|march)"),
         r"hurr(?:y|ies|ied|ying)|in a hurry|rush(?:es|ed|ing)?|dash(?:es|ed|ing)|dart(?:s|ing)",
-        r"racing|(?:high|increased) (?:walking |travel )?speed",
+        r"racing|(?:high|increased)[-\s](?:walking |travel )?speed",
         rf"(?:walking |travel )?speed {BE}{ADV}(?:high|fast|increased|elevated)"]),
     ("wrist_speed_mean arm_activity", "low", [
         rf"{SLOW}{_ARMS_NEXT}|{_ARMS_BEFORE}{SLOW}",
