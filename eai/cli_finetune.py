@@ -51,8 +51,9 @@ def register(app: typer.Typer) -> None:
                                            "(docs/finetune.md)."),
         skip_unsupported_claims: bool = typer.Option(False, help="No loss on the tokens of "
                                                      "reviewed claims the prompt does not "
-                                                     "support: weak ones, or about descriptors "
-                                                     "it does not show (docs/finetune.md)."),
+                                                     "support: contradicted, weak, or about "
+                                                     "descriptors it does not show "
+                                                     "(docs/finetune.md)."),
         gradient_checkpointing: bool = typer.Option(False, help="Recompute activations: less "
                                                     "memory, ~30% more time."),
         compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch."

@@ -112,30 +112,24 @@ class ExampleBuilder:
         all zeros from a tokenizer without offsets. Claims about descriptors the prompt does not
         show are true of the clip but cannot be read from the prompt: weighting them up taught
         a model to make them anyway ("low head height" for clips that hold the head high).
-        Unsupported claims are the weak ones (an extreme claimed where the clip is typical, as
-        a reviewer lets pass) and those about descriptors the prompt does not show: learned,
-        they are claims a model makes from the emotion, whatever the evidence says."""
+        Unsupported claims are the contradicted ones a reviewer missed, the weak ones (an
+        extreme claimed where the clip is typical, as a reviewer lets pass) and those about
+        descriptors the prompt does not show: learned, they are claims a model makes from the
+        emotion, whatever the evidence says."""
         text = lead + explanation + trail
         if not (self.claim_tokens or self.skip_unsupported):
             return encode(self.tok, text), None
         shown = set(shown_descriptors(evidence))
-        supported, unsupported = [], []
+        marked = []  # (start, end, mask value) of each claim to mark; claims never overlap
         for c in check_faithfulness(explanation, evidence).claims:
             if c.status == "unverifiable":
                 continue
-            span = (len(lead) + c.start, len(lead) + c.start + len(c.phrase))
-            ok = c.status == "supported" and c.descriptor in shown
-            (supported if ok else unsupported).append(span)
-        supported = supported if self.claim_tokens else []
-        unsupported = unsupported if self.skip_unsupported else []
+            value = 1 if c.status == "supported" and c.descriptor in shown else -1
+            if self.claim_tokens if value == 1 else self.skip_unsupported:
+                marked.append((len(lead) + c.start, len(lead) + c.start + len(c.phrase), value))
         enc = self.tok(text, add_special_tokens=False, return_offsets_mapping=True)
         offsets = enc.get("offset_mapping") or [(0, 0)] * len(enc["input_ids"])
-
-        def inside(a: int, b: int, spans: list[tuple[int, int]]) -> bool:
-            return any(a < e and b > s for s, e in spans)
-
-        return list(enc["input_ids"]), [1 if inside(a, b, supported) else
-                                        -1 if inside(a, b, unsupported) else 0
+        return list(enc["input_ids"]), [next((v for s, e, v in marked if a < e and b > s), 0)
                                         for a, b in offsets]
 
     def _curated(self, clip_id: str, prompt: list[int], emotion: str, text: str,

@@ -65,8 +65,8 @@ class FinetuneConfig:
     # 0: off; > 0: + claim_weight x the mean loss on the ids of claims that an evidence line
     # of the prompt supports (Example.claim_mask; answer_loss)
     claim_weight: float = 0.0
-    # True: the target ids of claims the prompt does not support (weak, or about a descriptor
-    # it does not show) carry no loss (Example.claim_mask)
+    # True: the target ids of claims the prompt does not support (contradicted, weak, or about
+    # a descriptor it does not show) carry no loss (Example.claim_mask)
     skip_unsupported_claims: bool = False
 
     def __post_init__(self) -> None:
