@@ -526,6 +526,36 @@ def test_torchrun_data_parallel_on_cpu(tiny_model_dir, dataset, tmp_path):
     assert not (tmp_path / "ddp.partial").exists()
 
 
+RANKS_IN_ORDER = """import os, sys, time
+from eai.toolkit.finetune.run import is_main_process, main_process_first
+if is_main_process():
+    time.sleep(3)  # rank 0 late, as a busy rank 0 can be
+with main_process_first():
+    with open(sys.argv[1], "a") as log:
+        log.write(os.environ["RANK"] + "\\n")
+"""
+
+
+@pytest.mark.slow
+def test_torchrun_rank_zero_prepares_the_run_first(tmp_path):
+    """The other ranks wait for rank 0 to check `<out>.partial`: a rank that went ahead once
+    created its stage folder there first, and rank 0 refused "an interrupted run"."""
+    import os
+    import subprocess
+    import sys
+
+    torchrun = Path(sys.executable).parent / "torchrun"
+    if not torchrun.exists():
+        pytest.skip("torchrun is not installed beside this Python")
+    script, log = tmp_path / "ranks.py", tmp_path / "order.txt"
+    script.write_text(RANKS_IN_ORDER)
+    r = subprocess.run([str(torchrun), "--nproc_per_node", "2", str(script), str(log)],
+                       capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert log.read_text().split() == ["0", "1"]
+
+
 def test_unsupported_claims_are_context_but_not_targets(builder, dataset):
     from eai.toolkit.descriptors import DESCRIPTORS
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -55,6 +56,19 @@ def _callbacks(on_progress: ProgressHook | None, stop_after: int | None) -> list
 def is_main_process() -> bool:
     """Rank 0 under torchrun / accelerate launch (they set RANK), or a single process."""
     return int(os.environ.get("RANK", "0")) == 0
+
+
+def main_process_first():
+    """Under a multi-process launch, the other ranks wait at a barrier until rank 0 has left the
+    block: rank 0 checks and prepares `<out>.partial`, and a faster rank creating its stage
+    folder first made rank 0 see "an interrupted run" there. The same process group the Trainer
+    uses later (accelerate's shared state). A single process goes straight through."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return contextlib.nullcontext()
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available()).main_process_first()
 
 
 def merge_in_float32(model_dir: Path, peft_model, new_token_ids: list[int],
@@ -130,8 +144,9 @@ def run_finetune(model_dir: str | Path, dataset: str | Path, out: str | Path,
     run = {"parent": parent.model_version, "config": cfg.to_dict(),
            "data": [{k: v for k, v in s.items() if k in ("kind", "sha256", "manifest_sha256")}
                     for s in data.sources]}
-    if is_main_process():
-        check_run(work, run, resume, force)
+    with main_process_first():
+        if is_main_process():
+            check_run(work, run, resume, force)
 
     epochs = {1: cfg.align_epochs, 2: cfg.epochs}
     steps = sum(stage_steps(len(ex), epochs[i], cfg)
