@@ -88,11 +88,15 @@ def server_pid(stderr: Path, timeout: float = 60) -> int:
     return int(text.split("starting vLLM (pid ")[1].split(",")[0])
 
 
-def interrupt(cli: subprocess.Popen, timeout: float = 90) -> tuple[int, float]:
+def interrupt(cli: subprocess.Popen, stderr: Path, timeout: float = 90) -> tuple[int, float]:
     """Ctrl-C to `eai serve`: its exit code and how long it took to exit."""
     t0 = time.monotonic()
     cli.send_signal(signal.SIGINT)
-    code = cli.wait(timeout=timeout)
+    try:
+        code = cli.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"eai serve still runs {timeout} s after Ctrl-C; its stderr:\n"
+                             f"{stderr.read_text()}") from None
     return code, time.monotonic() - t0
 
 
@@ -206,7 +210,7 @@ def test_cli_ctrl_c_when_serving_stops_the_group(tmp_path, tiny_model_dir, serve
     assert first.startswith("serving "), stderr.read_text()
     pgid = server_pid(stderr)
     assert len(group_pids(pgid)) == 3
-    code, took = interrupt(cli, timeout=30)
+    code, took = interrupt(cli, stderr, timeout=30)
     assert code == 0 and took < 10, stderr.read_text()
     assert "stopping the vLLM server" in stderr.read_text()
     assert not group_pids(pgid)
@@ -216,7 +220,7 @@ def test_cli_ctrl_c_while_starting_stops_the_group(tmp_path, tiny_model_dir, ser
     cli, stderr = serve_cli(tiny_model_dir, stand_in(tmp_path, "sleep 300 &\nwait"))
     pgid = server_pid(stderr)
     time.sleep(1)  # in the readiness loop now
-    code, took = interrupt(cli, timeout=30)
+    code, took = interrupt(cli, stderr, timeout=30)
     assert code == 0 and took < 10, stderr.read_text()
     assert "serving" not in cli.stdout.read()
     assert not group_pids(pgid)
@@ -279,7 +283,7 @@ def test_cli_serves_and_stops_on_ctrl_c(taught, vllm_exe, serve_cli):
     port = int(url.split(":")[2].split("/")[0])
     pgid, pids = server_pid(stderr), processes_with(f"--port {port}")
     assert len(group_pids(pgid)) >= 2  # the API server and its engine process
-    code, took = interrupt(cli)
+    code, took = interrupt(cli, stderr)
     # SIGTERM to the group, SIGKILL after 20 s: well within 60 s even on a busy machine
     assert code == 0 and took < 60, stderr.read_text()
     assert not group_pids(pgid) and not [p for p in pids if os.path.exists(f"/proc/{p}")]
@@ -295,7 +299,7 @@ def test_cli_ctrl_c_while_vllm_starts(taught, vllm_exe, serve_cli):
     while len(group_pids(pgid)) < 2 and cli.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
     assert len(group_pids(pgid)) >= 2, stderr.read_text()  # the engine process is starting
-    code, took = interrupt(cli)
+    code, took = interrupt(cli, stderr)
     assert code == 0 and took < 60, stderr.read_text()
     assert "serving" not in cli.stdout.read()  # it was still starting
     assert not group_pids(pgid)

@@ -260,8 +260,15 @@ class VLLMServer:
         return self.process is not None and self.process.poll() is None
 
     def wait(self) -> int:
-        """Block until the server process exits; its exit code."""
-        return self.process.wait()
+        """Block until the server process exits; its exit code. Waits in short slices, never in
+        one blocking waitpid(): a signal landing just before that system call starts has its
+        Python handler (Ctrl-C's KeyboardInterrupt) run only when waitpid() returns, that is when
+        the server exits by itself; `eai serve` then ignored the Ctrl-C."""
+        while True:
+            try:
+                return self.process.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                continue
 
     def stop(self, timeout: float | None = None) -> int | None:
         """SIGTERM to the process group, SIGKILL to what is left of it after timeout (default:
