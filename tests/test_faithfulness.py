@@ -14,6 +14,7 @@ from eai.toolkit.descriptors import (
     compute_descriptors,
     descriptor_matrix,
 )
+from eai.toolkit.drafting.evidence import PROMPT_DESCRIPTORS
 from eai.toolkit.drafting.faithfulness import (
     LEXICON,
     FaithfulnessResult,
@@ -379,3 +380,27 @@ def test_overall_movement_claims_both_ways(text, claimed):
 def test_hyphenated_speed_compounds_claim_speed(text, claimed):
     c = only_claim(text, ev(root_speed_mean="low"))
     assert (c.descriptor, c.claimed) == ("root_speed_mean", claimed)
+
+
+# The prompt's own words for a level that the check reads as a claim on another descriptor:
+# "steps slowly" / "steps quickly" (step rate) read as travel speed, as a reader would; "is
+# brief" has no subject the check could tie to the clip.
+PROMPT_PHRASES_READ_OTHERWISE = {("stride_frequency", "low"), ("stride_frequency", "high"),
+                                 ("duration", "low")}
+
+
+@pytest.mark.parametrize("name", list(PROMPT_DESCRIPTORS))
+def test_the_prompts_own_level_phrases_are_claims(name):
+    """What the prompt says about a level ("The person leans the trunk forward.") is what a
+    model repeats most: the check reads it as that descriptor's claim, supported at that level
+    and contradicted at the other. "Leans the trunk forward", "rounds the upper back", "swings
+    the arms little" and "is rarely still" were once read as nothing."""
+    _, low, high = PROMPT_DESCRIPTORS[name]
+    for level, phrase, other in (("low", low, "high"), ("high", high, "low")):
+        if (name, level) in PROMPT_PHRASES_READ_OTHERWISE:
+            continue
+        text = f"The person {phrase}."
+        same = check_faithfulness(text, {name: {"value": 1.0, "level": level}})
+        assert [(c.descriptor, c.status) for c in same.claims] == [(name, "supported")], text
+        opposite = check_faithfulness(text, {name: {"value": 1.0, "level": other}})
+        assert [(c.descriptor, c.status) for c in opposite.claims] == [(name, "contradicted")]

@@ -120,6 +120,9 @@ LEXICON: list[tuple[str, str, list[str]]] = [
         r"motionless(?:ly|ness)?|immobile|immobility|stillness|stock-still|standstill",
         r"frozen|freez(?:es|ing)|(?:static|fixed) (?:posture|stance|pose|position)",
         r"pause[sd]?|pausing|comes? to a (?:stop|halt)"]),
+    ("stillness_fraction -quantity_of_motion", "low", [
+        r"(?:rarely|seldom) (?:still|motionless|at rest|pauses)",
+        r"keeps moving|(?:constantly|always|continuously) (?:in motion|moving)"]),
     ("root_speed_std stillness_fraction", "high", [
         r"hesita(?:te|tes|ted|ting|tion|tions|nt|ntly|ncy)|halting(?:ly)?|tentative(?:ly)?",
         r"stop-and-(?:go|start)|stops and starts|starts and stops|falter(?:s|ed|ing)?",
@@ -174,11 +177,13 @@ LEXICON: list[tuple[str, str, list[str]]] = [
     ("spine_flexion trunk_lean_mean", "high", [
         r"slump(?:s|ed|ing)?|slouch(?:es|ed|ing)?|hunch(?:es|ed|ing)?(?: over| forwards?)?",
         r"(?:rounded|curved) (?:back|shoulders|upper back|spine)",
+        rf"(?:round|curv)(?:es|s|ed|ing)? {DET}(?:upper )?(?:back|spine|shoulders)",
         r"collapsed (?:posture|chest|trunk|torso|upper body)|(?:caved(?:-in| in)?|sunken) chest"]),
     ("trunk_lean_mean spine_flexion", "high", [
         (rf"stoop(?:s|ed|ing)?|(?:lean(?:s|ed|ing)?|bent|bends|bending|bow(?:s|ed|ing)?|inclined|"
          rf"tilted|tilts|tilting|pitched) {ADV}(?:forwards?|over)"),
         r"forward(?:-leaning| lean(?:ing)?| tilt| inclination| bend)",
+        rf"lean(?:s|ed|ing)? {DET}(?:trunk|torso|upper body|body) {ADV}(?:forwards?|over)",
         (rf"(?:trunk|torso|upper body|body) {BE}{ADV}(?:leaning|leans|bent|tilted|inclined|pitched|"
          rf"angled) forwards?")]),
     ("trunk_lean_mean spine_flexion", "low", [
@@ -274,7 +279,9 @@ LEXICON: list[tuple[str, str, list[str]]] = [
          r"arm[-\s]swings?"),
         (rf"arm[-\s]swing {BE}{ADV}(?:small|limited|reduced|minimal|restricted|slight|weak|absent|"
          rf"diminished|subdued|short|tiny)"),
-        rf"arms {ADV}(?:barely|hardly|scarcely) swing(?:s|ing)?"]),
+        rf"arms {ADV}(?:barely|hardly|scarcely) swing(?:s|ing)?",
+        rf"(?:barely|hardly|scarcely) swings? {DET}arms",
+        rf"(?:swings|swinging) {DET}arms {ADV}(?:little|slightly|less)"]),
     ("elbow_flexion_mean", "high", [
         r"(?:bent|flexed|crooked) (?:arms|elbows)",
         rf"(?:arms|elbows) {BE}{ADV}(?:bent|flexed|crooked)"]),
@@ -358,7 +365,8 @@ LEXICON: list[tuple[str, str, list[str]]] = [
     ("duration", "low", [
         r"brief (?:movement|motion|action|clip|gesture|performance|sequence)",
         r"short (?:movement|action|clip|performance|sequence)|over quickly",
-        r"(?:takes|taking|took) (?:little|a short) time"]),
+        r"(?:takes|taking|took) (?:little|a short) time",
+        rf"(?:movement|motion|action|clip|gesture|performance|sequence) {BE}{ADV}brief"]),
 ]
 
 # Descriptor names used as words ("low quantity of motion", "arm_swing: high"); added last.
