@@ -41,6 +41,10 @@ def register(app: typer.Typer) -> None:
         align_view: str = typer.Option("full", help="What alignment examples show of the "
                                        "motion: full, or semantic (its <semantic> block alone: "
                                        "~40% of the tokens, more steps for the time)."),
+        align_phrasing: str = typer.Option("prompt", help="Words of the alignment "
+                                           "statements: prompt (its own), or varied (also "
+                                           "the words explanations use, e.g. 'stooped', "
+                                           "'arms open'; docs/finetune.md)."),
         counterfactuals: int = typer.Option(0, help="Per curated pair, up to N extra "
                                             "examples with one evidence line and the claim "
                                             "about it flipped, so claims follow the evidence, "
@@ -114,6 +118,7 @@ def register(app: typer.Typer) -> None:
                                      bf16=bf16, gradient_checkpointing=gradient_checkpointing,
                                      compile=compile,
                                      label_weight=label_weight, align_view=align_view,
+                                     align_phrasing=align_phrasing,
                                      counterfactuals=counterfactuals,
                                      claim_weight=claim_weight,
                                      skip_unsupported_claims=skip_unsupported_claims)

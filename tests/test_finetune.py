@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import random
 import shutil
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 
 from eai.cli import app
 from eai.toolkit.dataset import load_clips
+from eai.toolkit.drafting.evidence import PROMPT_DESCRIPTORS
 from eai.toolkit.drafting.faithfulness import check_faithfulness
 from eai.toolkit.drafting.prompts import load_template, motion_texts
 from eai.toolkit.finetune import FinetuneConfig, FinetuneDataError, FinetuneError, run_finetune
@@ -122,6 +124,46 @@ def test_descriptor_statements_follow_levels():
     assert descriptor_statements(ev) == ("The person travels slowly. The person keeps the head "
                                          "lowered.")
     assert "typical" in descriptor_statements({})
+
+
+@pytest.mark.parametrize("name", list(PROMPT_DESCRIPTORS))
+def test_varied_phrasings_are_claims_of_their_level(name):
+    """Each other phrasing of a level is read by the faithfulness check as that claim: the
+    varied alignment statements are as true as the prompt's own words."""
+    from eai.toolkit.finetune.phrasing import OTHER_WORDS
+
+    for level, other, phrases in (("low", "high", OTHER_WORDS[name][0]),
+                                  ("high", "low", OTHER_WORDS[name][1])):
+        for phrase in phrases:
+            text = f"The person {phrase}."
+            same = check_faithfulness(text, {name: {"value": 1.0, "level": level}})
+            assert (name, "supported") in [(c.descriptor, c.status) for c in same.claims], text
+            assert not same.contradictions, text
+            opposite = check_faithfulness(text, {name: {"value": 1.0, "level": other}})
+            assert name in [c.descriptor for c in opposite.contradictions], text
+
+
+def test_varied_alignment_statements_drawn_per_clip_and_seed(builder, dataset):
+    from eai.toolkit.finetune.phrasing import level_phrasings
+
+    ev = {"trunk_lean_mean": {"level": "high"}, "arm_expansion": {"level": "low"}}
+    drawn = {descriptor_statements(ev, random.Random(i)) for i in range(40)}
+    assert drawn == {f"The person {t}. The person {a}."
+                     for t in level_phrasings("trunk_lean_mean", "high")
+                     for a in level_phrasings("arm_expansion", "low")}
+
+    def describe_targets(phrasing: str, seed: int) -> list[str]:
+        b = ExampleBuilder(builder.tok, builder.skeleton, builder.tpl, builder.labels,
+                           seed=seed, align_phrasing=phrasing)
+        return [builder.tok.decode(b.for_clip(c, [])[0].target_ids[:-1])
+                for c in load_clips(dataset)]
+
+    plain, varied = describe_targets("prompt", 0), describe_targets("varied", 0)
+    assert varied == describe_targets("varied", 0)  # reproducible
+    assert varied != plain and varied != describe_targets("varied", 1)
+    assert all(t.startswith("The person ") for t in varied)
+    with pytest.raises(FinetuneError, match="--align-phrasing"):
+        FinetuneConfig(align_phrasing="poetic")
 
 
 def test_answer_loss_equals_the_full_loss(tiny_model_dir):

@@ -45,6 +45,7 @@ from eai.toolkit.drafting.prompts import (
     separate_semantic,
 )
 from eai.toolkit.finetune.counterfactual import Counterfactual, counterfactuals
+from eai.toolkit.finetune.phrasing import ALIGN_PHRASINGS, level_phrase
 
 
 @dataclass
@@ -64,14 +65,15 @@ class Example:
         return len(self.prompt_ids) + len(self.target_ids)
 
 
-def descriptor_statements(evidence: dict) -> str:
+def descriptor_statements(evidence: dict, rng: random.Random | None = None) -> str:
     """Sentences the evidence makes true, e.g. "The person travels slowly. The person keeps the
-    head lowered."; a neutral sentence when no level is unusual."""
+    head lowered."; a neutral sentence when no level is unusual. In the prompt's words, or with
+    rng in words drawn from eai.toolkit.finetune.phrasing (`--align-phrasing varied`)."""
     out = []
-    for name, (_, low, high) in PROMPT_DESCRIPTORS.items():
+    for name in PROMPT_DESCRIPTORS:
         level = (evidence.get(name) or {}).get("level")
         if level in ("low", "high"):
-            out.append(f"The person {low if level == 'low' else high}.")
+            out.append(f"The person {level_phrase(name, level, rng)}.")
     return " ".join(out) if out else "The person moves in a typical way for this movement."
 
 
@@ -83,10 +85,15 @@ class ExampleBuilder:
 
     def __init__(self, tokenizer, skeleton, template: PromptTemplate, labels: Sequence[str],
                  align_view: str = "full", counterfactuals: int = 0, seed: int = 0,
-                 claim_tokens: bool = False, skip_unsupported: bool = False):
+                 claim_tokens: bool = False, skip_unsupported: bool = False,
+                 align_phrasing: str = "prompt"):
         if align_view not in ALIGN_VIEWS:
             raise ValueError(f"align view {align_view!r}: expected one of "
                              f"{', '.join(ALIGN_VIEWS)}")
+        if align_phrasing not in ALIGN_PHRASINGS:
+            raise ValueError(f"align phrasing {align_phrasing!r}: expected one of "
+                             f"{', '.join(ALIGN_PHRASINGS)}")
+        self.align_phrasing = align_phrasing
         self.tok, self.skeleton, self.tpl, self.labels = tokenizer, skeleton, template, list(labels)
         self.align_view, self.counterfactuals, self.seed = align_view, counterfactuals, seed
         # mark supported claims' ids, and unsupported ones to skip (Example.claim_mask)
@@ -148,8 +155,11 @@ class ExampleBuilder:
                   ) -> list[Example]:
         msgs = alignment_messages(self.tpl, "describe", motion, clip.action, self.labels,
                                   semantic)
+        # varied words drawn per clip, the same in every run with this seed
+        rng = random.Random(f"{self.seed}:{clip.clip_id}") \
+            if self.align_phrasing == "varied" else None
         out = [Example(clip.clip_id, 1, "describe", self._prompt(msgs),
-                       encode(self.tok, descriptor_statements(evidence)) + self.eos)]
+                       encode(self.tok, descriptor_statements(evidence, rng)) + self.eos)]
         if clip.emotion in self.labels:
             msgs = alignment_messages(self.tpl, "label", motion, clip.action, self.labels,
                                       semantic)

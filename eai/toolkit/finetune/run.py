@@ -131,7 +131,8 @@ def run_finetune(model_dir: str | Path, dataset: str | Path, out: str | Path,
     builder = ExampleBuilder(tokenizer, skeleton, load_template(parent.prompt_template),
                              parent.label_set, cfg.align_view, cfg.counterfactuals,
                              cfg.seed, claim_tokens=cfg.claim_weight > 0,
-                             skip_unsupported=cfg.skip_unsupported_claims)
+                             skip_unsupported=cfg.skip_unsupported_claims,
+                             align_phrasing=cfg.align_phrasing)
     if on_progress:
         on_progress("data", 0, 0, None)
     data: TrainingData = build_training_data(dataset, builder, Path(curated) if curated else None,

@@ -59,6 +59,9 @@ class FinetuneConfig:
     # what alignment examples show of the motion: "full", or "semantic" (the <semantic> block
     # alone: ~40% of the tokens per example; see eai.toolkit.finetune.examples)
     align_view: str = "full"
+    # the words of the alignment statements: "prompt" (the prompt's own), or "varied" (also
+    # the words reviewed explanations use; eai.toolkit.finetune.phrasing)
+    align_phrasing: str = "prompt"
     # per curated pair, up to N examples with one evidence line and its claim flipped
     # (eai.toolkit.finetune.counterfactual)
     counterfactuals: int = 0
@@ -71,10 +74,14 @@ class FinetuneConfig:
 
     def __post_init__(self) -> None:
         from eai.toolkit.finetune.examples import ALIGN_VIEWS
+        from eai.toolkit.finetune.phrasing import ALIGN_PHRASINGS
 
         if self.align_view not in ALIGN_VIEWS:
             raise FinetuneError(f"--align-view {self.align_view}: expected one of "
                                 f"{', '.join(ALIGN_VIEWS)}")
+        if self.align_phrasing not in ALIGN_PHRASINGS:
+            raise FinetuneError(f"--align-phrasing {self.align_phrasing}: expected one of "
+                                f"{', '.join(ALIGN_PHRASINGS)}")
         checks = [("epochs", self.epochs >= 0), ("align_epochs", self.align_epochs >= 0),
                   ("lr", self.lr > 0), ("lora_r", self.lora_r > 0),
                   ("batch_size", self.batch_size > 0), ("grad_accum", self.grad_accum > 0),
