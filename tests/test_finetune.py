@@ -444,6 +444,23 @@ def test_finetune_writes_a_new_model_with_lineage(tiny_model_dir, dataset, tmp_p
         run_finetune(tiny_model_dir, dataset, tmp_path / "v1", curated, FinetuneConfig(**TINY))
 
 
+def test_resume_accepts_a_run_begun_before_an_option_existed(tmp_path):
+    """run.json of an older eai lacks the options added since: at their defaults the run
+    continues; set otherwise, it is a different run."""
+    from eai.toolkit.finetune.train import check_run
+
+    work = tmp_path / "m.partial"
+    run = {"parent": "p", "config": FinetuneConfig().to_dict(), "data": []}
+    older = {**run, "config": {k: v for k, v in run["config"].items() if k != "align_phrasing"}}
+    work.mkdir()
+    (work / "run.json").write_text(json.dumps(older))
+    check_run(work, run, resume=True, force=False)
+    (work / "run.json").write_text(json.dumps(older))
+    varied = {**run, "config": FinetuneConfig(align_phrasing="varied").to_dict()}
+    with pytest.raises(FinetuneError, match="config differ"):
+        check_run(work, varied, resume=True, force=False)
+
+
 def test_interrupted_run_resumes_to_the_same_weights(tiny_model_dir, dataset, tmp_path):
     cfg = FinetuneConfig(**{**TINY, "max_steps": 3})
     run_finetune(tiny_model_dir, dataset, tmp_path / "straight", None, cfg)

@@ -330,6 +330,8 @@ def check_run(work: Path, run: dict[str, Any], resume: bool, force: bool) -> Non
         shutil.rmtree(work)
     if resume and path.is_file():
         before = json.loads(path.read_text())
+        # an option added to eai since the run began is unchanged at its default value
+        before["config"] = {**FinetuneConfig().to_dict(), **before.get("config", {})}
         changed = [k for k in run if before.get(k) != run[k]]
         if changed:
             raise FinetuneError(f"--resume: {', '.join(changed)} differ from the interrupted run "
