@@ -81,7 +81,9 @@ def register(app: typer.Typer) -> None:
         )
 
         from eai.cli import _fail, console
+        from eai.signals import stop_on_signals
 
+        stop_on_signals()  # Ctrl-C, kill -INT / -TERM: "interrupted; ... --resume", also in jobs
         if threads:
             import torch
 

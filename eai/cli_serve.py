@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 from typing import List, Optional
 
 import typer
+
+from eai.signals import stop_on_signals
 
 
 def register(app) -> None:
@@ -42,7 +43,7 @@ def register(app) -> None:
         def stopping(s: VLLMServer) -> None:
             err.print("stopping the vLLM server (Ctrl-C again kills it) ...")
 
-        _stop_on_signals()
+        stop_on_signals()
         server = None
         try:
             server = VLLMServer(model_dir, port=port, python=python, dtype=dtype,
@@ -65,23 +66,6 @@ def register(app) -> None:
         server.stop()
         _fail(f"the vLLM server exited with code {code}; the end of its log "
               f"({server.log_path}):\n{server.log_tail()}")
-
-
-def _stop_on_signals() -> None:
-    """Ctrl-C (SIGINT), SIGTERM and SIGHUP raise KeyboardInterrupt, which stops the server
-    instead of orphaning it.
-
-    SIGINT is set even when it was inherited as ignored: a non-interactive shell starts
-    background jobs (`eai serve ... &` in a script, CI runners) with SIGINT ignored, Python then
-    leaves it ignored, and Ctrl-C or `kill -INT` did nothing at all. An ignored SIGHUP is kept:
-    that is `nohup`, asking the server to outlive its terminal."""
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, interrupt)
-    if signal.getsignal(signal.SIGHUP) != signal.SIG_IGN:
-        signal.signal(signal.SIGHUP, interrupt)
 
 
 def _stop(server) -> None:

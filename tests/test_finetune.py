@@ -585,6 +585,43 @@ def test_torchrun_data_parallel_on_cpu(tiny_model_dir, dataset, tmp_path):
     assert not (tmp_path / "ddp.partial").exists()
 
 
+@pytest.mark.slow
+def test_ctrl_c_to_a_background_job_stops_it_with_the_resume_hint(tiny_model_dir, dataset,
+                                                                 tmp_path):
+    """A non-interactive shell starts `eai finetune ... &` with SIGINT ignored: Ctrl-C and
+    `kill -INT` once did nothing. Now they, and SIGTERM, stop it as Ctrl-C in a terminal does."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "bg"
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited by the child, across exec
+    try:
+        cli = subprocess.Popen([sys.executable, "-m", "eai.cli", "finetune", "--model",
+                                str(tiny_model_dir), "--dataset", str(dataset), "-o", str(out),
+                                "--align-epochs", "1000", "--batch-size", "2", "--lora-r", "2",
+                                "--max-length", "4096", "--threads", "1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    finally:
+        signal.signal(signal.SIGINT, old)
+    try:
+        deadline = time.monotonic() + 300
+        while not (tmp_path / "bg.partial" / "stage1").exists():
+            assert cli.poll() is None and time.monotonic() < deadline, cli.communicate()[0]
+            time.sleep(0.2)
+        time.sleep(2)  # inside the training loop now
+        cli.send_signal(signal.SIGINT)
+        text = cli.communicate(timeout=60)[0]
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.communicate()
+    assert cli.returncode == 130, text
+    assert "interrupted; continue with the same command and --resume" in text
+    assert not out.exists()
+
+
 RANKS_IN_ORDER = """import os, sys, time
 from eai.toolkit.finetune.run import is_main_process, main_process_first
 if is_main_process():
