@@ -261,9 +261,9 @@ class VLLMServer:
 
     def wait(self) -> int:
         """Block until the server process exits; its exit code. Waits in short slices, never in
-        one blocking waitpid(): a signal landing just before that system call starts has its
-        Python handler (Ctrl-C's KeyboardInterrupt) run only when waitpid() returns, that is when
-        the server exits by itself; `eai serve` then ignored the Ctrl-C."""
+        one blocking waitpid(): a signal landing just before that system call starts can have
+        its Python handler (Ctrl-C's KeyboardInterrupt) run only when waitpid() returns, that is
+        when the server exits by itself, and `eai serve` then sat out a Ctrl-C (once in CI)."""
         while True:
             try:
                 return self.process.wait(timeout=0.5)

@@ -6,7 +6,7 @@ the same levels ("an upright posture", "stooped", "arms open", "high overall mov
 finetuned models wrote exactly those words against the evidence (BENCHMARKS.md section 7).
 `varied` states each unusual level in one of these phrasings, drawn per clip from the seed.
 Every phrasing is read by the faithfulness check as its descriptor's claim at that level
-(tests/test_finetune_phrasing.py), so the statements stay true by the same measure that judges
+(tests/test_finetune.py), so the statements stay true by the same measure that judges
 the model.
 """
 
