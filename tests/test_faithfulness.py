@@ -22,6 +22,7 @@ from eai.toolkit.drafting.faithfulness import (
     compile_lexicon,
     summarise,
 )
+from eai.toolkit.finetune.phrasing import level_phrasings
 
 OPPOSITE = {"low": "high", "high": "low"}
 
@@ -390,17 +391,19 @@ PROMPT_PHRASES_READ_OTHERWISE = {("stride_frequency", "low"), ("stride_frequency
 
 
 @pytest.mark.parametrize("name", list(PROMPT_DESCRIPTORS))
-def test_the_prompts_own_level_phrases_are_claims(name):
+def test_level_phrases_of_prompt_and_alignment_are_claims(name):
     """What the prompt says about a level ("The person leans the trunk forward.") is what a
-    model repeats most: the check reads it as that descriptor's claim, supported at that level
-    and contradicted at the other. "Leans the trunk forward", "rounds the upper back", "swings
-    the arms little" and "is rarely still" were once read as nothing."""
-    _, low, high = PROMPT_DESCRIPTORS[name]
-    for level, phrase, other in (("low", low, "high"), ("high", high, "low")):
-        if (name, level) in PROMPT_PHRASES_READ_OTHERWISE:
-            continue
-        text = f"The person {phrase}."
-        same = check_faithfulness(text, {name: {"value": 1.0, "level": level}})
-        assert [(c.descriptor, c.status) for c in same.claims] == [(name, "supported")], text
-        opposite = check_faithfulness(text, {name: {"value": 1.0, "level": other}})
-        assert [(c.descriptor, c.status) for c in opposite.claims] == [(name, "contradicted")]
+    model repeats most, and the other words of `--align-phrasing varied` are statements the
+    model is trained to make: the check reads each as that descriptor's claim alone, supported
+    at that level and contradicted at the other. "Leans the trunk forward", "rounds the upper
+    back", "swings the arms little" and "is rarely still" were once read as nothing."""
+    for level, other in (("low", "high"), ("high", "low")):
+        prompts_own, *others = level_phrasings(name, level)
+        skip_own = (name, level) in PROMPT_PHRASES_READ_OTHERWISE
+        for phrase in others if skip_own else [prompts_own, *others]:
+            text = f"The person {phrase}."
+            same = check_faithfulness(text, {name: {"value": 1.0, "level": level}})
+            assert [(c.descriptor, c.status) for c in same.claims] == [(name, "supported")], text
+            opposite = check_faithfulness(text, {name: {"value": 1.0, "level": other}})
+            assert [(c.descriptor, c.status) for c in opposite.claims] == \
+                [(name, "contradicted")], text

@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 
 from eai.cli import app
 from eai.toolkit.dataset import load_clips
-from eai.toolkit.drafting.evidence import PROMPT_DESCRIPTORS
 from eai.toolkit.drafting.faithfulness import check_faithfulness
 from eai.toolkit.drafting.prompts import load_template, motion_texts
 from eai.toolkit.finetune import FinetuneConfig, FinetuneDataError, FinetuneError, run_finetune
@@ -124,23 +123,6 @@ def test_descriptor_statements_follow_levels():
     assert descriptor_statements(ev) == ("The person travels slowly. The person keeps the head "
                                          "lowered.")
     assert "typical" in descriptor_statements({})
-
-
-@pytest.mark.parametrize("name", list(PROMPT_DESCRIPTORS))
-def test_varied_phrasings_are_claims_of_their_level(name):
-    """Each other phrasing of a level is read by the faithfulness check as that claim: the
-    varied alignment statements are as true as the prompt's own words."""
-    from eai.toolkit.finetune.phrasing import OTHER_WORDS
-
-    for level, other, phrases in (("low", "high", OTHER_WORDS[name][0]),
-                                  ("high", "low", OTHER_WORDS[name][1])):
-        for phrase in phrases:
-            text = f"The person {phrase}."
-            same = check_faithfulness(text, {name: {"value": 1.0, "level": level}})
-            assert (name, "supported") in [(c.descriptor, c.status) for c in same.claims], text
-            assert not same.contradictions, text
-            opposite = check_faithfulness(text, {name: {"value": 1.0, "level": other}})
-            assert name in [c.descriptor for c in opposite.contradictions], text
 
 
 def test_varied_alignment_statements_drawn_per_clip_and_seed(builder, dataset):

@@ -6,7 +6,7 @@ the same levels ("an upright posture", "stooped", "arms open", "high overall mov
 finetuned models wrote exactly those words against the evidence (BENCHMARKS.md section 7).
 `varied` states each unusual level in one of these phrasings, drawn per clip from the seed.
 Every phrasing is read by the faithfulness check as its descriptor's claim at that level
-(tests/test_finetune.py), so the statements stay true by the same measure that judges
+(tests/test_faithfulness.py), so the statements stay true by the same measure that judges
 the model.
 """
 
@@ -31,7 +31,7 @@ OTHER_WORDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "wrist_speed_mean": (("makes slow hand movements",), ("makes quick hand movements",)),
     "stride_length": (("walks with short strides",), ("walks with long steps",)),
     "hand_height_mean": (("holds the hands down",), ("holds the hands up high",)),
-    "shoulder_elevation": (("lets the shoulders sag",), ("hunches the shoulders up",)),
+    "shoulder_elevation": (("lets the shoulders sag",), ("lifts the shoulders",)),
     "spine_flexion": (("holds the back straight",), ("curves the upper back",)),
     "pelvis_bounce": (("shows little vertical bounce",), ("moves with a lot of bounce",)),
     "arm_swing": (("barely swings the arms",), ("swings the arms a lot",)),
