@@ -307,6 +307,21 @@ def test_lexicon_is_data_and_validated():
         compile_lexicon([("duration", "up", ["x"])])
 
 
+def test_statement_counts_count_a_repeated_claim_once():
+    """A text that says the same thing three ways makes one statement: a degenerate repetition
+    ("quickly ... quickly ... quickly") must not outweigh a text that says several things."""
+    evidence = ev(root_speed_mean="low", quantity_of_motion="high", stride_length="typical")
+    r = check_faithfulness("She walks slowly, at a slow pace; she walks slowly. Slowly, slowly. "
+                           "She is energetic and takes long strides.", evidence)
+    statuses = [c.status for c in r.claims]
+    assert statuses.count("supported") == 4 and statuses.count("contradicted") == 2
+    # walks slowly / slow pace: travel speed low; energetic: movement high; "slowly" alone:
+    # movement low (contradicted); long strides for a typical stride: weak
+    assert r.statement_counts() == {"supported": 2, "weak": 1, "contradicted": 1}
+    assert check_faithfulness("What is the emotion?", evidence).statement_counts() == {
+        "supported": 0, "weak": 0, "contradicted": 0}
+
+
 def test_summarise():
     evidence = ev(root_speed_mean="high", head_pitch_mean="high")
     results = [check_faithfulness(t, evidence) for t in (

@@ -96,16 +96,39 @@ def test_score_answers_per_dataset_unparsed_and_failed():
 def test_cites_evidence_share_exposes_text_that_claims_nothing():
     """A degenerate explanation passes the faithfulness check (it claims nothing); the share of
     drafts that cite supported evidence does not count it."""
+    one = {"supported": 1, "weak": 0, "contradicted": 0}
+    none = {"supported": 0, "weak": 0, "contradicted": 0}
     a = [Answer("A/1", "A", "sad", "sad", 0.9, faithful=True, explanation="The steps are slow.",
-                supported_claims=1),
+                statements=one),
          Answer("A/2", "A", "sad", "sad", 0.9, faithful=True, explanation="sad sad sad sad",
-                supported_claims=0),
-         Answer("A/3", "A", "sad", "sad", 0.9, faithful=True, explanation="",
-                supported_claims=0),
+                statements=none),
+         Answer("A/3", "A", "sad", "sad", 0.9, faithful=True, explanation="", statements=none),
          Answer("A/4", "A", "sad", "sad", 0.9, faithful=None, explanation="Slow.")]
     m = score_answers(a, ["sad", "happy"])["metrics"]
     assert m["faithful_share"] == 1.0 and m["explained_share"] == pytest.approx(3 / 4)
     assert m["cites_evidence_share"] == pytest.approx(1 / 4)
+    assert m["grounded_share"] == pytest.approx(1 / 4)
+
+
+def test_statement_scores_do_not_reward_saying_nothing():
+    """Claim precision is over what the texts state; grounded drafts cite the evidence and
+    contradict none of it. A model that writes nothing checkable is 'faithful' throughout but
+    grounded nowhere and has no precision at all."""
+    st = lambda s, w, c: {"supported": s, "weak": w, "contradicted": c}
+    said = lambda i, faithful, counts: Answer(f"A/{i}", "A", "sad", "sad", 0.9,
+                                              faithful=faithful, explanation="x",
+                                              statements=counts)
+    talker = [said(1, True, st(3, 1, 0)), said(2, False, st(2, 0, 1)),
+              said(3, True, st(0, 1, 0)), Answer("A/4", "A", "sad", None, None, drafted=False)]
+    m = score_answers(talker, ["sad"])["metrics"]
+    assert m["statements"] == {"supported": 5, "weak": 2, "contradicted": 1, "checked": 8}
+    assert m["claim_precision"] == pytest.approx(5 / 8)
+    assert m["grounded_share"] == pytest.approx(1 / 3)  # A/1 only; A/4 was not drafted
+    assert m["faithful_share"] == pytest.approx(2 / 3)
+    silent = [said(i, True, st(0, 0, 0)) for i in range(3)]  # "What is the emotion?"
+    m = score_answers(silent, ["sad"])["metrics"]
+    assert m["faithful_share"] == 1.0
+    assert m["grounded_share"] == 0.0 and m["claim_precision"] is None
 
 
 def test_calibration_with_no_scored_answer():
@@ -251,6 +274,8 @@ def test_scripted_answers_scored_exactly(setup, tmp_path):
         sum(d.faithfulness["faithful"] for d in drafts) / 6)
     cites = [any(c["status"] == "supported" for c in d.faithfulness["claims"]) for d in drafts]
     assert m["cites_evidence_share"] == pytest.approx(sum(cites) / 6)
+    grounded = [ok and f["faithful"] for ok, f in zip(cites, (d.faithfulness for d in drafts))]
+    assert m["grounded_share"] == pytest.approx(sum(grounded) / 6)
     assert doc["per_dataset"] == {"sd": {"clips": 6, "accuracy": m["accuracy"],
                                          "macro_f1": m["macro_f1"],
                                          "parse_share": m["parse_share"]}}
@@ -283,6 +308,22 @@ def test_resume_drafts_nothing_and_a_changed_model_drafts_again(setup):
         "model_version"]
     assert third["metrics"]["accuracy"] == pytest.approx(2 / 6)
     assert len(list(read_drafts(eval_paths(model)["drafts"]))) == 12  # old drafts kept
+
+
+def test_scoring_checks_the_explanations_again(setup):
+    """eval.json reads each explanation with this eai's faithfulness check, not the result
+    stored in the draft line by the eai that drafted it: two models compared side by side are
+    read by the same rules however long ago one of them was drafted."""
+    ds, model, _, make = setup
+    first = evaluate_model(model, ds, backend_impl=make())
+    path = eval_paths(model)["drafts"]
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    stale = {"faithful": False, "checked": 1, "claims": [], "contradictions": [{"x": 1}]}
+    path.write_text("".join(json.dumps(dict(d, faithfulness=stale)) + "\n" for d in lines))
+    again = evaluate_model(model, ds, backend_impl=make([]))
+    assert again["drafting"]["already_drafted"] == 6
+    assert again["metrics"] == first["metrics"]
+    assert first["metrics"]["statements"]["checked"] > 0  # EXPL states something checkable
 
 
 def test_limit_and_errors(setup, tmp_path):

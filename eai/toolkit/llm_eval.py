@@ -98,11 +98,19 @@ def labelled_selection(dataset: Path, split: str, split_file: Path | None,
             len(rows) - sum(1 for r in rows if r[1]))
 
 
-def _supported(draft) -> int | None:
-    """How many claims of the draft's explanation its evidence supports (None: unchecked)."""
-    if draft is None or not draft.faithfulness or "claims" not in draft.faithfulness:
-        return None
-    return sum(c.get("status") == "supported" for c in draft.faithfulness["claims"])
+def _answer(clip_id: str, truth: str, dataset: str, draft) -> Answer:
+    """One clip's answer. The explanation is checked again here, with this eai's faithfulness
+    check, rather than read from the draft line (the check of the eai that drafted it, which
+    is what reviewers saw): models compared side by side are then read by the same rules."""
+    from eai.toolkit.drafting.faithfulness import check_faithfulness
+
+    if draft is None:
+        return Answer(clip_id, dataset, truth, None, None, drafted=False)
+    check = (check_faithfulness(draft.explanation, draft.evidence)
+             if draft.explanation.strip() else None)
+    return Answer(clip_id, dataset, truth, draft.emotion, draft.confidence, True,
+                  check.faithful if check else None, draft.explanation,
+                  check.statement_counts() if check else None)
 
 
 def evaluate_model(model_dir: str | Path, dataset: str | Path, split: str = "test",
@@ -142,15 +150,7 @@ def evaluate_model(model_dir: str | Path, dataset: str | Path, split: str = "tes
     summary = run_drafting(cfg, backend=backend_impl, on_progress=on_progress)
     drafts = {d.clip_id: d for d in read_drafts(paths["drafts"])
               if d.model_version == info.model_version and d.clip_id in truth}
-    answers = []
-    for clip_id in ids:
-        emotion, ds_name = truth[clip_id]
-        d = drafts.get(clip_id)
-        answers.append(Answer(clip_id, ds_name, emotion, d.emotion if d else None,
-                              d.confidence if d else None, d is not None,
-                              bool(d.faithfulness["faithful"]) if d and d.faithfulness
-                              and "faithful" in d.faithfulness else None,
-                              d.explanation if d else "", _supported(d)))
+    answers = [_answer(i, *truth[i], drafts.get(i)) for i in ids]
     scores = score_answers(answers, info.label_set, references if curated else None)
     scores["counts"]["unlabelled_left_out"] = unlabelled
     doc = {

@@ -25,6 +25,8 @@ def metric_rows(doc: dict[str, Any]) -> list[tuple[str, float | None]]:
             ("parsed", m["parse_share"]), ("explained", m.get("explained_share")),
             ("faithful", m["faithful_share"]),
             ("cites evidence", m.get("cites_evidence_share")),
+            ("grounded (cites, contradicts nothing)", m.get("grounded_share")),
+            ("claim precision (supported / checked)", m.get("claim_precision")),
             ("mean confidence", cal["mean_confidence"]),
             ("top-third accuracy", cal["top_third_accuracy"]),
             ("calibration error (ECE)", cal["ece"])]
@@ -70,7 +72,9 @@ def summary_line(doc: dict[str, Any]) -> str:
     return (f"{doc['model_version']}  accuracy {_fmt(m['accuracy'])}  macro-F1 "
             f"{_fmt(m['macro_f1'])}  parsed {_fmt(m['parse_share'], 2)}  explained "
             f"{_fmt(m.get('explained_share'), 2)}  faithful {_fmt(m['faithful_share'], 2)}  "
-            f"cites evidence {_fmt(m.get('cites_evidence_share'), 2)}")
+            f"cites evidence {_fmt(m.get('cites_evidence_share'), 2)}  grounded "
+            f"{_fmt(m.get('grounded_share'), 2)}  claim precision "
+            f"{_fmt(m.get('claim_precision'), 2)}")
 
 
 def compare_rows(this: dict[str, Any], other: dict[str, Any]

@@ -10,6 +10,9 @@ Pure functions over plain `Answer` records, so every number can be checked by ha
   share of faithful ones, and the share of drafts whose explanation cites at least one
   measurement the evidence supports (a text that claims nothing cannot contradict anything, so
   a degenerate one passes the faithfulness check; this share shows it);
+- what the explanations state about the movement: the distinct checked statements by status,
+  their precision (supported / checked), and the share of drafts that are grounded (cite the
+  evidence and contradict none of it). These do not reward a text for saying nothing;
 - calibration of the confidences: their mean, the accuracy of the most confident third and the
   expected calibration error;
 - ROUGE-L F1 of explanations against curated reference explanations.
@@ -25,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from eai.toolkit.drafting.faithfulness import CHECKED_STATUSES
 from eai.toolkit.evaluation import macro_f1
 
 UNPARSED = "unparsed"
@@ -44,7 +48,12 @@ class Answer:
     drafted: bool = True  # False: the clip could not be prepared (no draft line)
     faithful: bool | None = None
     explanation: str = ""
-    supported_claims: int | None = None  # claims the evidence supports (None: not checked)
+    # distinct checked statements by status (FaithfulnessResult.statement_counts; None: the
+    # explanation was not checked)
+    statements: Mapping[str, int] | None = None
+
+    def states(self, status: str) -> int:
+        return (self.statements or {}).get(status, 0)
 
 
 # -- ROUGE-L ----------------------------------------------------------------------------------
@@ -156,6 +165,19 @@ def _counts(answers: Sequence[Answer]) -> dict[str, Any]:
             "parse_share": _share(parsed, len(drafted))}
 
 
+def statement_scores(explained: Sequence[Answer], drafted: int) -> dict[str, Any]:
+    """What the explanations state: distinct checked statements by status summed over the
+    explained answers, their precision (supported / checked: of what the texts say about the
+    movement, how much the measurements bear out) and the grounded share (drafts whose
+    explanation cites at least one supported statement and contradicts none / drafted)."""
+    counts = {s: sum(a.states(s) for a in explained) for s in CHECKED_STATUSES}
+    checked = sum(counts.values())
+    grounded = sum(a.states("supported") > 0 and not a.states("contradicted") for a in explained)
+    return {"statements": {**counts, "checked": checked},
+            "claim_precision": _share(counts["supported"], checked),
+            "grounded_share": _share(grounded, drafted)}
+
+
 def score_answers(answers: Sequence[Answer], labels: Sequence[str],
                   references: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
     """Every metric of docs/evaluate.md (`--model`) over the answers. references maps clip ids
@@ -190,7 +212,8 @@ def score_answers(answers: Sequence[Answer], labels: Sequence[str],
                     "faithful_share": _share(sum(faithful), len(faithful)),
                     "explained_share": _share(len(explained), len(drafted)),
                     "cites_evidence_share": _share(
-                        sum((a.supported_claims or 0) > 0 for a in explained), len(drafted)),
+                        sum(a.states("supported") > 0 for a in explained), len(drafted)),
+                    **statement_scores(explained, len(drafted)),
                     "per_class_recall": per_class_recall(conf),
                     "calibration": calibration(answers), "rouge_l": rouge},
         "per_dataset": per_dataset,

@@ -29,8 +29,10 @@ from typing import Any
 
 from eai.toolkit.descriptors import DESCRIPTOR_NAMES, DESCRIPTORS_BY_NAME
 
-__all__ = ["LEXICON", "Claim", "FaithfulnessResult", "check_faithfulness", "compile_lexicon",
-           "summarise"]
+__all__ = ["CHECKED_STATUSES", "LEXICON", "Claim", "FaithfulnessResult", "check_faithfulness",
+           "compile_lexicon", "summarise"]
+
+CHECKED_STATUSES = ("supported", "weak", "contradicted")  # a level to compare with was measured
 
 # Building blocks. In patterns a plain space means "any whitespace"; every pattern is matched
 # case-insensitively between word boundaries.
@@ -466,6 +468,14 @@ class FaithfulnessResult:
     def checked(self) -> int:
         return sum(c.status != "unverifiable" for c in self.claims)
 
+    def statement_counts(self) -> dict[str, int]:
+        """Distinct checked statements by status (supported, weak, contradicted). Claims that
+        put the same descriptor at the same level ("walks slowly", "a slow pace") are one
+        statement, so a text that repeats a claim does not count it again."""
+        seen = {(c.descriptor, c.claimed, c.status) for c in self.claims
+                if c.status != "unverifiable"}
+        return {s: sum(status == s for _, _, status in seen) for s in CHECKED_STATUSES}
+
     def to_dict(self) -> dict[str, Any]:
         return {"faithful": self.faithful, "checked": self.checked,
                 "claims": [c.to_dict() for c in self.claims],
@@ -568,7 +578,7 @@ def summarise(results: Iterable[FaithfulnessResult | Mapping[str, Any]]) -> dict
     return {"drafts": drafts, "faithful": faithful,
             "faithful_share": faithful / drafts if drafts else None,
             "claims": sum(statuses.values()),
-            "checked": sum(statuses[s] for s in ("supported", "weak", "contradicted")),
+            "checked": sum(statuses[s] for s in CHECKED_STATUSES),
             "statuses": {s: statuses[s] for s in ("supported", "weak", "contradicted",
                                                   "unverifiable")},
             "most_contradicted": [{"descriptor": n, "count": c} for n, c in top],
