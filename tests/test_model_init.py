@@ -382,7 +382,8 @@ def _need_smollm2():
 
 
 @pytest.mark.slow
-def test_smollm2_cache_matches_gguf_and_init(skeleton_dir, sample, tmp_path, monkeypatch):
+def test_smollm2_cache_matches_gguf_and_init(skeleton_dir, sample, tmp_path, monkeypatch,
+                                              capfd):
     _need_smollm2()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -401,6 +402,9 @@ def test_smollm2_cache_matches_gguf_and_init(skeleton_dir, sample, tmp_path, mon
     tok = AutoTokenizer.from_pretrained(folder)
     cached_s = time.perf_counter() - t0
     gguf_model, gguf_tok = load_gguf_base()
+    # transformers' own tqdm bar is kept off the terminal, and only for the load
+    from transformers import modeling_gguf_pytorch_utils as loader
+    assert "de-quantizing" not in capfd.readouterr().err and not hasattr(loader.tqdm, "func")
     prompt = "The person walks slowly with the head down. Emotion:"
     ids = gguf_tok(prompt, return_tensors="pt")["input_ids"]
     assert torch.equal(ids, tok(prompt, return_tensors="pt")["input_ids"])

