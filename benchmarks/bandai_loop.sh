@@ -2,12 +2,13 @@
 # The whole loop on the real Bandai-Namco set with a SCRIPTED reviewer (BENCHMARKS.md section 7):
 # convert, split, tokenizer, untuned model, drafts of the training clips, a Label Studio review
 # round by scripts/scripted_reviewer.py (not a person), pull, then per seed: finetune with the
-# recipe below and evaluate on the held-out clips. Every step is skipped when its output exists,
-# so an interrupted run continues where it stopped (finetuning with --resume).
+# recipe below and evaluate on the held-out clips. Each step is skipped when its output exists
+# and finetuning runs with --resume, so an interrupted run continues where it stopped; the
+# evaluations always run (quickly, once their drafts exist).
 #
 #   bash benchmarks/bandai_loop.sh [OUT_DIR] [SEED ...]      (default: exp 0 1 2)
 #
-# About 20 minutes before the first seed and 50-60 minutes per seed on two CPU cores.
+# About 20 minutes before the first seed and 40-45 minutes per seed on two CPU cores.
 # EAI_HOME is OUT_DIR/home, so the review server and its data belong to this experiment; the
 # server is stopped at the end. Needs ../shared/datasets/bandai-namco-1 and eai in the active
 # environment (bash scripts/setup.sh; . .venv/bin/activate).
@@ -44,15 +45,18 @@ if [ ! -f curated.jsonl ]; then
   eai review pull --project bandai-train -o curated.jsonl
   eai review server stop
 fi
-[ -f m0/eval/eval.json ] || { step "evaluate m0"; eai evaluate --model m0 --dataset bandai --split test; }
+# Evaluation always runs: a re-run drafts only the clips still missing and scores every
+# explanation with this eai's check, so all models of the summary are read alike.
+step "evaluate m0"
+eai evaluate --model m0 --dataset bandai --split test
 for seed in $SEEDS; do
   if [ ! -f "v$seed/eai.json" ]; then
     step "finetune v$seed"
     eai finetune "${RECIPE[@]}" --seed "$seed" --resume --model m0 --dataset bandai \
       --curated curated.jsonl -o "v$seed"
   fi
-  [ -f "v$seed/eval/eval.json" ] || { step "evaluate v$seed"
-    eai evaluate --model "v$seed" --dataset bandai --split test; }
+  step "evaluate v$seed"
+  eai evaluate --model "v$seed" --dataset bandai --split test
 done
 step "summary (the untuned model, then each seed)"
 for m in m0 $(for s in $SEEDS; do echo "v$s"; done); do
