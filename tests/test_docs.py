@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import typer
 from docs_blocks import Block, blocks, eai_argv, shell_commands
+from vllm_support import need_vllm
 
 from eai.cli import app
 
@@ -133,8 +134,11 @@ def run_block(block: Block, work: Path, env: dict) -> None:
                                f"--- stdout\n{r.stdout[-4000:]}\n--- stderr\n{r.stderr[-4000:]}")
 
 
-RUNNABLE = [p for p in RUN_ORDER
-            if any(b.language in ("bash", "python") and not b.check_only for b in blocks(p))]
+def runnable_blocks(page: Path) -> list[Block]:
+    return [b for b in blocks(page) if b.language in ("bash", "python") and not b.check_only]
+
+
+RUNNABLE = [p for p in RUN_ORDER if runnable_blocks(p)]
 
 
 @pytest.mark.slow
@@ -142,11 +146,9 @@ RUNNABLE = [p for p in RUN_ORDER
 @pytest.mark.parametrize("page", RUNNABLE, ids=lambda p: p.name)
 def test_page_runs(page: Path, workspace):
     work, env = workspace
-    runnable = [b for b in blocks(page) if b.language in ("bash", "python") and not b.check_only]
-    if not os.environ.get("EAI_VLLM_PYTHON") and any("VLLMServer" in b.code or "eai serve" in b.code
-                                                     for b in runnable):
-        pytest.skip(f"{page.name} starts vLLM and EAI_VLLM_PYTHON is not set: make the vLLM "
-                    "environment with `bash scripts/setup_vllm.sh` (scripts/test.sh does)")
+    runnable = runnable_blocks(page)
+    if any("VLLMServer" in b.code or "eai serve" in b.code for b in runnable):
+        need_vllm()
     if page != FIRST and not (work / "demo" / "m1" / "eai.json").is_file():
         pytest.fail(f"{FIRST.name} did not finish: the other pages use what it builds")
     for block in runnable:

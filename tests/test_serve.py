@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from vllm_support import need_vllm
 
 from eai.toolkit.serving import ServeError, VLLMServer, check_port, group_pids
 
@@ -252,21 +253,9 @@ def test_cli_second_ctrl_c_kills_at_once(tmp_path, tiny_model_dir, serve_cli):
 
 
 # -- a real vLLM server ------------------------------------------------------------------------
-def _vllm_or_skip() -> str:
-    from eai.toolkit.serving import vllm_python
-
-    if not os.environ.get("EAI_VLLM_PYTHON"):
-        pytest.skip("EAI_VLLM_PYTHON is not set: make the vLLM environment with "
-                    "`bash scripts/setup_vllm.sh` and export the line it prints")
-    try:
-        return vllm_python()[0]
-    except ServeError as e:
-        pytest.skip(f"no usable vLLM environment: {e}")
-
-
 @pytest.fixture(scope="module")
 def vllm_exe() -> str:
-    return _vllm_or_skip()
+    return need_vllm()
 
 
 @pytest.fixture(scope="module")
